@@ -1,0 +1,277 @@
+//! A schema document, checked for syntax and brought to canonical form.
+//!
+//! **Canonical form** is what the registry stores, serves and hashes:
+//! - JSON Schema: the JSON value with object keys sorted (by Unicode code point, i.e. UTF-8
+//!   bytes) and no insignificant whitespace. Two documents that differ only in key order or
+//!   formatting are the same schema and get the same checksum. Numbers pass through serde_json,
+//!   so they are normalised to a 64-bit integer or an IEEE-754 double (`1.50` → `1.5`).
+//! - Avro: the text exactly as given (Avro's own "parsing canonical form" drops docs and
+//!   defaults, which users want to keep). A JSON value sent instead of a string is serialised
+//!   compactly with sorted keys.
+//! - Protobuf: the `.proto` text exactly as given.
+//!
+//! The checksum is the lowercase hex SHA-256 of the canonical bytes.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{DomainError, SchemaFormat};
+
+/// A syntactically valid schema document in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaContent {
+    format: SchemaFormat,
+    text: String,
+    checksum: String,
+}
+
+impl SchemaContent {
+    /// Checks `document` for `format`'s syntax and canonicalises it.
+    ///
+    /// `document` is the `schema` field of a registration: a JSON value for JSON Schema (a string
+    /// holding JSON is accepted too, as Confluent-style clients send it), a string for Avro (or
+    /// the Avro JSON itself) and Protobuf.
+    pub fn parse(format: SchemaFormat, document: &Value) -> Result<Self, DomainError> {
+        let text = match format {
+            SchemaFormat::JsonSchema => {
+                let parsed;
+                let value = match document {
+                    Value::String(s) => {
+                        parsed = serde_json::from_str::<Value>(s).map_err(|e| {
+                            DomainError::InvalidSchema(format!(
+                                "a JSON Schema given as a string must hold JSON: {e}"
+                            ))
+                        })?;
+                        &parsed
+                    }
+                    other => other,
+                };
+                if !matches!(value, Value::Object(_) | Value::Bool(_)) {
+                    return Err(DomainError::InvalidSchema(format!(
+                        "a JSON Schema must be a JSON object or boolean, not {}",
+                        kind_of(value)
+                    )));
+                }
+                canonical_json(value)
+            }
+            SchemaFormat::Avro => {
+                let text = match document {
+                    Value::String(s) => s.clone(),
+                    Value::Object(_) | Value::Array(_) => canonical_json(document),
+                    other => {
+                        return Err(DomainError::InvalidSchema(format!(
+                            "an Avro schema must be a string or its JSON notation, not {}",
+                            kind_of(other)
+                        )))
+                    }
+                };
+                apache_avro::Schema::parse_str(&text)
+                    .map_err(|e| DomainError::InvalidSchema(format!("Avro schema does not parse: {e}")))?;
+                text
+            }
+            SchemaFormat::Protobuf => match document {
+                Value::String(s) if !s.trim().is_empty() => s.clone(),
+                Value::String(_) => {
+                    return Err(DomainError::InvalidSchema("a Protobuf schema must not be empty".into()))
+                }
+                other => {
+                    return Err(DomainError::InvalidSchema(format!(
+                        "a Protobuf schema must be its .proto source as a string, not {}",
+                        kind_of(other)
+                    )))
+                }
+            },
+        };
+        Ok(Self::from_canonical(format, text))
+    }
+
+    /// Wraps text that is already canonical (read back from storage). Computes the checksum.
+    pub fn from_canonical(format: SchemaFormat, text: String) -> Self {
+        let checksum = sha256_hex(text.as_bytes());
+        SchemaContent { format, text, checksum }
+    }
+
+    /// Wraps stored text with its stored checksum, without rehashing (the hot read path).
+    /// Backends that want to verify integrity call [`SchemaContent::verify`].
+    pub fn from_stored(format: SchemaFormat, text: String, checksum: String) -> Self {
+        SchemaContent { format, text, checksum }
+    }
+
+    /// Whether the stored checksum matches the text.
+    pub fn verify(&self) -> bool {
+        sha256_hex(self.text.as_bytes()) == self.checksum
+    }
+
+    pub fn format(&self) -> SchemaFormat {
+        self.format
+    }
+    /// The canonical document.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    pub fn into_text(self) -> String {
+        self.text
+    }
+    /// Lowercase hex SHA-256 of [`SchemaContent::text`].
+    pub fn checksum(&self) -> &str {
+        &self.checksum
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.text.len() as u64
+    }
+    /// Whether the canonical text is itself a JSON document (JSON Schema and Avro).
+    pub fn is_json(&self) -> bool {
+        matches!(self.format, SchemaFormat::JsonSchema)
+            || (self.format == SchemaFormat::Avro && serde_json::from_str::<serde::de::IgnoredAny>(&self.text).is_ok())
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Serialises `value` with object keys sorted and no whitespace.
+///
+/// Written out rather than relying on `serde_json::Map` being a `BTreeMap`: any crate in the
+/// build that enables serde_json's `preserve_order` feature would silently change that, and with
+/// it every checksum.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_scalar(&Value::String(k.clone()), out);
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &Value, out: &mut String) {
+    // Serialising a scalar `Value` cannot fail; fall back to `null` rather than panic.
+    out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_schema_is_canonicalised() {
+        let a = SchemaContent::parse(
+            SchemaFormat::JsonSchema,
+            &json!({"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a.text(),
+            r#"{"properties":{"a":{"type":"integer"},"b":{"type":"string"}},"type":"object"}"#
+        );
+        let b = SchemaContent::parse(
+            SchemaFormat::JsonSchema,
+            &json!("{ \"properties\" : {\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}}, \"type\":\"object\" }"),
+        )
+        .expect("valid string form");
+        assert_eq!(a, b);
+        assert_eq!(a.checksum().len(), 64);
+        assert!(a.verify());
+        assert_eq!(SchemaContent::parse(SchemaFormat::JsonSchema, &json!(true)).map(|c| c.text().to_string()), Ok("true".into()));
+    }
+
+    #[test]
+    fn checksum_is_sha256_of_canonical_text() {
+        let c = SchemaContent::parse(SchemaFormat::JsonSchema, &json!({})).expect("valid");
+        // sha256("{}")
+        assert_eq!(c.checksum(), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    }
+
+    #[test]
+    fn unicode_and_escapes_survive() {
+        let c = SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"title": "naïve \"quote\" \u{1F600}", "é": 1, "e": 2}))
+            .expect("valid");
+        assert_eq!(c.text(), "{\"e\":2,\"title\":\"naïve \\\"quote\\\" \u{1F600}\",\"é\":1}");
+        let back: Value = serde_json::from_str(c.text()).expect("json");
+        assert_eq!(back["title"], json!("naïve \"quote\" \u{1F600}"));
+    }
+
+    #[test]
+    fn rejects_bad_documents() {
+        let cases = [
+            (SchemaFormat::JsonSchema, json!(1)),
+            (SchemaFormat::JsonSchema, json!(null)),
+            (SchemaFormat::JsonSchema, json!([1, 2])),
+            (SchemaFormat::JsonSchema, json!("not json {")),
+            (SchemaFormat::JsonSchema, json!("\"a string\"")),
+            (SchemaFormat::Avro, json!("{\"type\": \"record\"}")),
+            (SchemaFormat::Avro, json!("nonsense")),
+            (SchemaFormat::Avro, json!(42)),
+            (SchemaFormat::Protobuf, json!("   ")),
+            (SchemaFormat::Protobuf, json!({"message": "x"})),
+        ];
+        for (format, doc) in cases {
+            let err = SchemaContent::parse(format, &doc).expect_err(&doc.to_string());
+            assert_eq!(err.code(), "invalid_schema");
+        }
+    }
+
+    #[test]
+    fn avro_text_is_kept_as_given() {
+        let text = "{\"type\": \"record\", \"name\": \"User\", \"fields\": [{\"name\": \"id\", \"type\": \"long\"}]}";
+        let c = SchemaContent::parse(SchemaFormat::Avro, &json!(text)).expect("valid avro");
+        assert_eq!(c.text(), text);
+        assert!(c.is_json());
+        let prim = SchemaContent::parse(SchemaFormat::Avro, &json!("\"int\"")).expect("primitive");
+        assert_eq!(prim.text(), "\"int\"");
+        let obj = SchemaContent::parse(
+            SchemaFormat::Avro,
+            &json!({"type": "enum", "name": "Suit", "symbols": ["SPADES", "HEARTS"]}),
+        )
+        .expect("object form");
+        assert_eq!(obj.text(), r#"{"name":"Suit","symbols":["SPADES","HEARTS"],"type":"enum"}"#);
+    }
+
+    #[test]
+    fn protobuf_text_is_kept_as_given() {
+        let text = "syntax = \"proto3\";\nmessage A { string id = 1; }\n";
+        let c = SchemaContent::parse(SchemaFormat::Protobuf, &json!(text)).expect("valid");
+        assert_eq!(c.text(), text);
+        assert!(!c.is_json());
+    }
+}
