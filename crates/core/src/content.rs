@@ -11,6 +11,9 @@
 //! - Protobuf: the `.proto` text exactly as given.
 //!
 //! The checksum is the lowercase hex SHA-256 of the canonical bytes.
+//!
+//! NUL characters are refused in every format: PostgreSQL cannot store them in `text` nor
+//! `\u0000` in `jsonb`, and a schema must mean the same on every backend.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -65,14 +68,17 @@ impl SchemaContent {
                         )))
                     }
                 };
-                apache_avro::Schema::parse_str(&text)
-                    .map_err(|e| DomainError::InvalidSchema(format!("Avro schema does not parse: {e}")))?;
+                apache_avro::Schema::parse_str(&text).map_err(|e| {
+                    DomainError::InvalidSchema(format!("Avro schema does not parse: {e}"))
+                })?;
                 text
             }
             SchemaFormat::Protobuf => match document {
                 Value::String(s) if !s.trim().is_empty() => s.clone(),
                 Value::String(_) => {
-                    return Err(DomainError::InvalidSchema("a Protobuf schema must not be empty".into()))
+                    return Err(DomainError::InvalidSchema(
+                        "a Protobuf schema must not be empty".into(),
+                    ))
                 }
                 other => {
                     return Err(DomainError::InvalidSchema(format!(
@@ -82,19 +88,37 @@ impl SchemaContent {
                 }
             },
         };
+        let json_nul = || {
+            serde_json::from_str::<Value>(&text)
+                .map(|v| contains_nul(&v))
+                .unwrap_or(false)
+        };
+        if text.contains('\0') || (format != SchemaFormat::Protobuf && json_nul()) {
+            return Err(DomainError::InvalidSchema(
+                "schema content must not contain NUL characters".into(),
+            ));
+        }
         Ok(Self::from_canonical(format, text))
     }
 
     /// Wraps text that is already canonical (read back from storage). Computes the checksum.
     pub fn from_canonical(format: SchemaFormat, text: String) -> Self {
         let checksum = sha256_hex(text.as_bytes());
-        SchemaContent { format, text, checksum }
+        SchemaContent {
+            format,
+            text,
+            checksum,
+        }
     }
 
     /// Wraps stored text with its stored checksum, without rehashing (the hot read path).
     /// Backends that want to verify integrity call [`SchemaContent::verify`].
     pub fn from_stored(format: SchemaFormat, text: String, checksum: String) -> Self {
-        SchemaContent { format, text, checksum }
+        SchemaContent {
+            format,
+            text,
+            checksum,
+        }
     }
 
     /// Whether the stored checksum matches the text.
@@ -122,13 +146,24 @@ impl SchemaContent {
     /// Whether the canonical text is itself a JSON document (JSON Schema and Avro).
     pub fn is_json(&self) -> bool {
         matches!(self.format, SchemaFormat::JsonSchema)
-            || (self.format == SchemaFormat::Avro && serde_json::from_str::<serde::de::IgnoredAny>(&self.text).is_ok())
+            || (self.format == SchemaFormat::Avro
+                && serde_json::from_str::<serde::de::IgnoredAny>(&self.text).is_ok())
     }
 }
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether any string or object key in `v` holds a NUL character.
+pub fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(contains_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -212,21 +247,34 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.checksum().len(), 64);
         assert!(a.verify());
-        assert_eq!(SchemaContent::parse(SchemaFormat::JsonSchema, &json!(true)).map(|c| c.text().to_string()), Ok("true".into()));
+        assert_eq!(
+            SchemaContent::parse(SchemaFormat::JsonSchema, &json!(true))
+                .map(|c| c.text().to_string()),
+            Ok("true".into())
+        );
     }
 
     #[test]
     fn checksum_is_sha256_of_canonical_text() {
         let c = SchemaContent::parse(SchemaFormat::JsonSchema, &json!({})).expect("valid");
         // sha256("{}")
-        assert_eq!(c.checksum(), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        assert_eq!(
+            c.checksum(),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
     }
 
     #[test]
     fn unicode_and_escapes_survive() {
-        let c = SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"title": "naïve \"quote\" \u{1F600}", "é": 1, "e": 2}))
-            .expect("valid");
-        assert_eq!(c.text(), "{\"e\":2,\"title\":\"naïve \\\"quote\\\" \u{1F600}\",\"é\":1}");
+        let c = SchemaContent::parse(
+            SchemaFormat::JsonSchema,
+            &json!({"title": "naïve \"quote\" \u{1F600}", "é": 1, "e": 2}),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.text(),
+            "{\"e\":2,\"title\":\"naïve \\\"quote\\\" \u{1F600}\",\"é\":1}"
+        );
         let back: Value = serde_json::from_str(c.text()).expect("json");
         assert_eq!(back["title"], json!("naïve \"quote\" \u{1F600}"));
     }
@@ -244,6 +292,13 @@ mod tests {
             (SchemaFormat::Avro, json!(42)),
             (SchemaFormat::Protobuf, json!("   ")),
             (SchemaFormat::Protobuf, json!({"message": "x"})),
+            (SchemaFormat::Protobuf, json!("message A {}\u{0}")),
+            (SchemaFormat::JsonSchema, json!({"title": "a\u{0}b"})),
+            (SchemaFormat::JsonSchema, json!({"a\u{0}": 1})),
+            (
+                SchemaFormat::Avro,
+                json!(r#"{"type": "enum", "name": "E", "symbols": ["A"], "doc": "x\u0000"}"#),
+            ),
         ];
         for (format, doc) in cases {
             let err = SchemaContent::parse(format, &doc).expect_err(&doc.to_string());
@@ -264,7 +319,10 @@ mod tests {
             &json!({"type": "enum", "name": "Suit", "symbols": ["SPADES", "HEARTS"]}),
         )
         .expect("object form");
-        assert_eq!(obj.text(), r#"{"name":"Suit","symbols":["SPADES","HEARTS"],"type":"enum"}"#);
+        assert_eq!(
+            obj.text(),
+            r#"{"name":"Suit","symbols":["SPADES","HEARTS"],"type":"enum"}"#
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum DomainError {
     InvalidDescription(String),
     #[error("invalid reference: {0}")]
     InvalidReference(String),
+    #[error("unknown reference: {0}")]
+    UnknownReference(String),
 }
 
 impl DomainError {
@@ -40,6 +42,7 @@ impl DomainError {
             DomainError::InvalidTag(_) => "invalid_tag",
             DomainError::InvalidDescription(_) => "invalid_description",
             DomainError::InvalidReference(_) => "invalid_reference",
+            DomainError::UnknownReference(_) => "unknown_reference",
         }
     }
 }

@@ -20,8 +20,11 @@ pub enum SchemaFormat {
 }
 
 impl SchemaFormat {
-    pub const ALL: [SchemaFormat; 3] =
-        [SchemaFormat::JsonSchema, SchemaFormat::Avro, SchemaFormat::Protobuf];
+    pub const ALL: [SchemaFormat; 3] = [
+        SchemaFormat::JsonSchema,
+        SchemaFormat::Avro,
+        SchemaFormat::Protobuf,
+    ];
 
     /// The stable name used in the API and in storage.
     pub fn as_str(self) -> &'static str {
@@ -45,11 +48,14 @@ impl SchemaFormat {
 impl FromStr for SchemaFormat {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SchemaFormat::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
-            DomainError::InvalidFormat(format!(
-                "unknown format {s:?}; expected one of json_schema, avro, protobuf"
-            ))
-        })
+        SchemaFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::InvalidFormat(format!(
+                    "unknown format {s:?}; expected one of json_schema, avro, protobuf"
+                ))
+            })
     }
 }
 
@@ -67,7 +73,10 @@ mod tests {
     fn names_round_trip() {
         for f in SchemaFormat::ALL {
             assert_eq!(f.as_str().parse::<SchemaFormat>(), Ok(f));
-            assert_eq!(serde_json::to_value(f).ok(), Some(serde_json::json!(f.as_str())));
+            assert_eq!(
+                serde_json::to_value(f).ok(),
+                Some(serde_json::json!(f.as_str()))
+            );
         }
         assert!("xml".parse::<SchemaFormat>().is_err());
     }

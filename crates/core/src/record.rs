@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::content::contains_nul;
 use crate::{Bump, DomainError, SchemaContent, SchemaFormat, SchemaState, SchemaVersion, Subject};
 
 /// A schema version's id: a UUIDv7, so ids sort by creation time. Never changes once assigned.
@@ -151,7 +152,11 @@ impl NewSchema {
         }
     }
 
-    pub fn with_description(mut self, description: Option<String>, limits: &Limits) -> Result<Self, DomainError> {
+    pub fn with_description(
+        mut self,
+        description: Option<String>,
+        limits: &Limits,
+    ) -> Result<Self, DomainError> {
         if let Some(d) = &description {
             if d.len() > limits.max_description_bytes {
                 return Err(DomainError::InvalidDescription(format!(
@@ -161,23 +166,36 @@ impl NewSchema {
                 )));
             }
             if d.contains('\0') {
-                return Err(DomainError::InvalidDescription("description must not contain NUL characters".into()));
+                return Err(DomainError::InvalidDescription(
+                    "description must not contain NUL characters".into(),
+                ));
             }
         }
         self.description = description.filter(|d| !d.is_empty());
         Ok(self)
     }
 
-    pub fn with_metadata(mut self, metadata: Map<String, Value>, limits: &Limits) -> Result<Self, DomainError> {
-        let size = serde_json::to_string(&metadata).map(|s| s.len()).unwrap_or(usize::MAX);
+    pub fn with_metadata(
+        mut self,
+        metadata: Map<String, Value>,
+        limits: &Limits,
+    ) -> Result<Self, DomainError> {
+        let size = serde_json::to_string(&metadata)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
         if size > limits.max_metadata_bytes {
             return Err(DomainError::InvalidMetadata(format!(
                 "metadata is {size} bytes as JSON; the maximum is {}",
                 limits.max_metadata_bytes
             )));
         }
-        if contains_nul(&Value::Object(metadata.clone())) {
-            return Err(DomainError::InvalidMetadata("metadata must not contain NUL characters".into()));
+        if metadata
+            .iter()
+            .any(|(k, v)| k.contains('\0') || contains_nul(v))
+        {
+            return Err(DomainError::InvalidMetadata(
+                "metadata must not contain NUL characters".into(),
+            ));
         }
         self.metadata = metadata;
         Ok(self)
@@ -205,13 +223,20 @@ impl NewSchema {
             }
         }
         if out.len() > limits.max_tags {
-            return Err(DomainError::InvalidTag(format!("at most {} tags are allowed", limits.max_tags)));
+            return Err(DomainError::InvalidTag(format!(
+                "at most {} tags are allowed",
+                limits.max_tags
+            )));
         }
         self.tags = out;
         Ok(self)
     }
 
-    pub fn with_references(mut self, references: Vec<SchemaReference>, limits: &Limits) -> Result<Self, DomainError> {
+    pub fn with_references(
+        mut self,
+        references: Vec<SchemaReference>,
+        limits: &Limits,
+    ) -> Result<Self, DomainError> {
         if references.len() > limits.max_references {
             return Err(DomainError::InvalidReference(format!(
                 "at most {} references are allowed",
@@ -223,7 +248,9 @@ impl NewSchema {
             if r.subject == self.subject {
                 if let VersionRequest::Exact(v) = &self.version {
                     if *v == r.version {
-                        return Err(DomainError::InvalidReference("a schema cannot reference itself".into()));
+                        return Err(DomainError::InvalidReference(
+                            "a schema cannot reference itself".into(),
+                        ));
                     }
                 }
             }
@@ -233,15 +260,6 @@ impl NewSchema {
         }
         self.references = out;
         Ok(self)
-    }
-}
-
-fn contains_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(contains_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
     }
 }
 
@@ -261,10 +279,19 @@ mod tests {
     #[test]
     fn tags_are_validated_and_deduplicated() {
         let l = Limits::default();
-        let n = base().with_tags(vec!["a".into(), "b".into(), "a".into()], &l).expect("ok");
+        let n = base()
+            .with_tags(vec!["a".into(), "b".into(), "a".into()], &l)
+            .expect("ok");
         assert_eq!(n.tags, vec!["a".to_string(), "b".to_string()]);
         for bad in ["", " x", "x ", "a\nb", &"t".repeat(129)] {
-            assert_eq!(base().with_tags(vec![bad.to_string()], &l).map(|_| ()).map_err(|e| e.code()), Err("invalid_tag"), "{bad:?}");
+            assert_eq!(
+                base()
+                    .with_tags(vec![bad.to_string()], &l)
+                    .map(|_| ())
+                    .map_err(|e| e.code()),
+                Err("invalid_tag"),
+                "{bad:?}"
+            );
         }
         let many: Vec<String> = (0..65).map(|i| i.to_string()).collect();
         assert!(base().with_tags(many, &l).is_err());
@@ -274,17 +301,35 @@ mod tests {
     fn metadata_and_description_limits() {
         let l = Limits::default();
         let big = json!({"k": "x".repeat(70 * 1024)});
-        let Value::Object(big) = big else { unreachable!() };
-        assert_eq!(base().with_metadata(big, &l).map(|_| ()).map_err(|e| e.code()), Err("invalid_metadata"));
-        let Value::Object(nul) = json!({"k": "a\u{0}b"}) else { unreachable!() };
+        let Value::Object(big) = big else {
+            unreachable!()
+        };
+        assert_eq!(
+            base()
+                .with_metadata(big, &l)
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            Err("invalid_metadata")
+        );
+        let Value::Object(nul) = json!({"k": "a\u{0}b"}) else {
+            unreachable!()
+        };
         assert!(base().with_metadata(nul, &l).is_err());
-        assert!(base().with_description(Some("x".repeat(20_000)), &l).is_err());
-        assert_eq!(base().with_description(Some(String::new()), &l).map(|n| n.description), Ok(None));
+        assert!(base()
+            .with_description(Some("x".repeat(20_000)), &l)
+            .is_err());
+        assert_eq!(
+            base()
+                .with_description(Some(String::new()), &l)
+                .map(|n| n.description),
+            Ok(None)
+        );
     }
 
     #[test]
     fn record_serialises_to_the_api_shape() {
-        let content = SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"type": "string"})).expect("c");
+        let content =
+            SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"type": "string"})).expect("c");
         let rec = SchemaRecord {
             id: Uuid::nil(),
             subject: Subject::parse("s").expect("s"),

@@ -20,8 +20,11 @@ pub enum SchemaState {
 }
 
 impl SchemaState {
-    pub const ALL: [SchemaState; 3] =
-        [SchemaState::Active, SchemaState::Deprecated, SchemaState::Deleted];
+    pub const ALL: [SchemaState; 3] = [
+        SchemaState::Active,
+        SchemaState::Deprecated,
+        SchemaState::Deleted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,11 +43,14 @@ impl SchemaState {
 impl FromStr for SchemaState {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SchemaState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            DomainError::InvalidState(format!(
-                "unknown state {s:?}; expected one of active, deprecated, deleted"
-            ))
-        })
+        SchemaState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::InvalidState(format!(
+                    "unknown state {s:?}; expected one of active, deprecated, deleted"
+                ))
+            })
     }
 }
 

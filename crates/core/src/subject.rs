@@ -26,7 +26,9 @@ impl Subject {
     pub fn parse(name: impl Into<String>) -> Result<Self, DomainError> {
         let name = name.into();
         if name.is_empty() {
-            return Err(DomainError::InvalidSubject("subject must not be empty".into()));
+            return Err(DomainError::InvalidSubject(
+                "subject must not be empty".into(),
+            ));
         }
         if name.len() > MAX_SUBJECT_BYTES {
             return Err(DomainError::InvalidSubject(format!(
@@ -105,7 +107,11 @@ mod tests {
             "com.example.User-value",
             &"x".repeat(255),
         ] {
-            assert_eq!(Subject::parse(ok).map(|s| s.to_string()), Ok(ok.to_string()), "{ok:?}");
+            assert_eq!(
+                Subject::parse(ok).map(|s| s.to_string()),
+                Ok(ok.to_string()),
+                "{ok:?}"
+            );
         }
     }
 

@@ -158,9 +158,11 @@ impl SchemaVersion {
                 semver::Version::new(v.major, v.minor.checked_add(1).ok_or_else(overflow)?, 0)
             }
             Bump::Patch if pre => semver::Version::new(v.major, v.minor, v.patch),
-            Bump::Patch => {
-                semver::Version::new(v.major, v.minor, v.patch.checked_add(1).ok_or_else(overflow)?)
-            }
+            Bump::Patch => semver::Version::new(
+                v.major,
+                v.minor,
+                v.patch.checked_add(1).ok_or_else(overflow)?,
+            ),
         };
         Self::from_semver(next)
     }

@@ -1,1 +1,70 @@
+//! Storage for LLM Schema Registry: the [`StorageBackend`] trait and its implementations.
+//!
+//! # Layout
+//! - [`backend`]: the trait, its query and result types. Start here.
+//! - [`error`]: [`StorageError`], the one error vocabulary every backend translates into.
+//! - [`sqlite`]: the embedded default backend (one file, no external service).
+//! - [`postgres`]: the production backend.
+//! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
+//! - [`open`]: picks and opens a backend from a database URL.
+//! - [`testing`] (feature `test-support`): throwaway PostgreSQL databases for tests.
+//! - `register` (private): the registration algorithm, written once for both SQL backends.
+//! - `row` (private): turning stored rows back into validated records.
+//!
+//! **Invariant:** only this crate knows SQL. It never reads the environment or configuration
+//! files: callers pass plain option structs.
 
+pub mod backend;
+pub mod error;
+pub mod migrate;
+pub mod open;
+pub mod postgres;
+mod register;
+mod row;
+pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use backend::{
+    Page, Registered, SearchQuery, StorageBackend, StorageStats, SubjectQuery, SubjectSummary,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
+pub use error::{ConflictReason, NotFound, StorageError, StorageResult};
+pub use open::{open, StorageOptions};
+pub use postgres::{PostgresBackend, PostgresOptions};
+pub use sqlite::{SqliteBackend, SqliteOptions};
+
+/// A database URL with its password replaced by `***`, safe to log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            super::redact_url("sqlite://data/registry.db"),
+            "sqlite://data/registry.db"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The [`StorageBackend`] trait: the report's core operations, one vocabulary for every backend.
+//!
+//! It is object-safe (`Arc<dyn StorageBackend>`), so the server picks a backend at start-up from
+//! configuration, and wrappers (the cache tier, the object tier) implement the same trait around
+//! an inner backend.
+
+use async_trait::async_trait;
+use schema_registry_core::{
+    NewSchema, SchemaFormat, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
+    Subject,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::StorageResult;
+
+/// The outcome of a registration.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub record: SchemaRecord,
+    /// `false` when an identical schema (same checksum and format) was already registered under
+    /// the subject and is returned instead: registration is an idempotent retry.
+    pub created: bool,
+}
+
+/// A page of results and the total number that match.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// One row of the subject listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectSummary {
+    pub subject: Subject,
+    /// The version `latest` resolves to.
+    pub latest_version: SchemaVersion,
+    /// Versions that are not deleted.
+    pub version_count: u64,
+}
+
+/// Default and largest page sizes for listings and search.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Filter and page for [`StorageBackend::list_subjects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectQuery {
+    /// Only subjects starting with this (byte-wise, case-sensitive).
+    pub prefix: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for SubjectQuery {
+    fn default() -> Self {
+        SubjectQuery {
+            prefix: None,
+            limit: DEFAULT_PAGE_SIZE,
+            offset: 0,
+        }
+    }
+}
+
+/// Filter, ranking and page for [`StorageBackend::search`].
+///
+/// All given filters must hold (AND). Deleted versions are excluded unless `state` asks for
+/// them explicitly. Results are ordered by relevance to `text` (a match in the subject ranks
+/// above one in the description, which ranks above one in the schema text), then newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// Free text, matched case-insensitively against subject, description and schema text.
+    pub text: Option<String>,
+    pub subject_prefix: Option<String>,
+    /// Every tag must be present.
+    pub tags: Vec<String>,
+    pub format: Option<SchemaFormat>,
+    pub state: Option<SchemaState>,
+    /// Every key must be present in the version's metadata with exactly this JSON value
+    /// (containment, as PostgreSQL's `@>`).
+    pub metadata: Map<String, Value>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery {
+            text: None,
+            subject_prefix: None,
+            tags: Vec::new(),
+            format: None,
+            state: None,
+            metadata: Map::new(),
+            limit: DEFAULT_PAGE_SIZE,
+            offset: 0,
+        }
+    }
+}
+
+/// Counts over everything stored (soft-deleted versions included in `schemas` and `bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct StorageStats {
+    pub schemas: u64,
+    /// Subjects with at least one version that is not deleted.
+    pub subjects: u64,
+    pub active: u64,
+    pub deprecated: u64,
+    pub deleted: u64,
+    /// Total size of all stored schema documents.
+    pub bytes: u64,
+}
+
+/// The storage operations the registry is built on.
+///
+/// # Contract (checked for every backend by the conformance suite in `tests/`)
+/// - `register` is atomic with its references and race-free: concurrent registrations into one
+///   subject never produce the same version twice, and an auto-assigned version is strictly
+///   greater than every version the subject has ever had.
+/// - A write is durable when the call returns `Ok`.
+/// - `latest` is the highest non-deleted release; if the subject has only pre-releases, the
+///   highest non-deleted pre-release.
+/// - Ids never change and are never reused.
+#[async_trait]
+pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Short name for logs and health output (`sqlite`, `postgres`).
+    fn kind(&self) -> &'static str;
+
+    /// Registers a version. Returns the existing record (with `created: false`) when the subject
+    /// already has a non-deleted version with the same checksum and format and the request does
+    /// not ask for a different exact version.
+    async fn register(&self, schema: NewSchema) -> StorageResult<Registered>;
+
+    /// Registers several versions in one transaction: all commit or none do. Later entries may
+    /// reference earlier ones.
+    async fn register_all(&self, schemas: Vec<NewSchema>) -> StorageResult<Vec<Registered>>;
+
+    /// Any version by id, whatever its state.
+    async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord>;
+
+    /// A version by subject and exact version, whatever its state.
+    async fn get_version(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord>;
+
+    /// The version `latest` resolves to (see the contract above).
+    async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord>;
+
+    /// The subject's versions in ascending semver order. Not found when there is none to list.
+    async fn list_versions(
+        &self,
+        subject: &Subject,
+        include_deleted: bool,
+    ) -> StorageResult<Vec<SchemaVersion>>;
+
+    /// Subjects with at least one non-deleted version, ordered by name.
+    async fn list_subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>>;
+
+    async fn search(&self, query: &SearchQuery) -> StorageResult<Page<SchemaRecord>>;
+
+    /// Sets `active` or `deprecated`. A deleted version is a conflict.
+    async fn set_state(&self, id: SchemaId, state: SchemaState) -> StorageResult<SchemaRecord>;
+
+    /// Marks a version deleted: hidden from `latest`, listings and search, still readable by id.
+    /// Deleting a deleted version is a no-op that returns it.
+    async fn soft_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord>;
+
+    /// Soft-deletes every version of a subject; returns the versions it deleted.
+    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaVersion>>;
+
+    /// Removes a soft-deleted version for good. A conflict unless it was soft-deleted first, or
+    /// while a version that is not deleted references it. Returns the removed record.
+    async fn hard_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord>;
+
+    /// What `id` references: directly, or transitively (every version reachable), each once
+    /// at its shortest depth, ordered by depth then subject and version.
+    async fn dependencies(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>>;
+
+    /// What references `id`, directly or transitively; same ordering as `dependencies`.
+    async fn dependents(&self, id: SchemaId, transitive: bool)
+        -> StorageResult<Vec<SchemaSummary>>;
+
+    async fn statistics(&self) -> StorageResult<StorageStats>;
+
+    /// Checks the backend is reachable and its migrations are applied.
+    async fn health(&self) -> StorageResult<()>;
+}

@@ -1,0 +1,149 @@
+//! The registration algorithm, written once for every SQL backend.
+//!
+//! Each backend provides the primitive statements ([`WriteTx`]) inside its own transaction; the
+//! order of the steps and the decisions between them live here, so "idempotent retry",
+//! "auto-assigned versions are never reused" and "references must resolve" mean the same thing
+//! on SQLite and PostgreSQL.
+
+use async_trait::async_trait;
+use schema_registry_core::{
+    DomainError, NewSchema, SchemaContent, SchemaId, SchemaRecord, SchemaReference, SchemaState,
+    SchemaVersion, Subject, VersionRequest,
+};
+use uuid::Uuid;
+
+use crate::row::now;
+use crate::{Registered, StorageError, StorageResult};
+
+/// What a backend writes for one new version.
+pub(crate) struct InsertRow<'a> {
+    pub id: SchemaId,
+    pub new: &'a NewSchema,
+    pub version: &'a SchemaVersion,
+    /// The subject's highest version ever assigned, after this insert.
+    pub new_max: &'a SchemaVersion,
+    /// Resolved references, in the order given.
+    pub depends_on: &'a [SchemaId],
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The statements registration needs, run inside one open write transaction.
+#[async_trait]
+pub(crate) trait WriteTx: Send {
+    /// Serialises registrations into `subject` until the transaction ends.
+    async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()>;
+    /// The highest non-deleted version of `subject` with this exact content and format.
+    async fn find_identical(
+        &mut self,
+        subject: &Subject,
+        content: &SchemaContent,
+    ) -> StorageResult<Option<(SchemaId, SchemaVersion)>>;
+    /// Whether `subject` has `version`, in any state.
+    async fn version_exists(
+        &mut self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<bool>;
+    /// The highest version ever assigned in `subject`.
+    async fn max_assigned(&mut self, subject: &Subject) -> StorageResult<Option<SchemaVersion>>;
+    /// The id and state of the referenced version.
+    async fn resolve(
+        &mut self,
+        reference: &SchemaReference,
+    ) -> StorageResult<Option<(SchemaId, SchemaState)>>;
+    /// Inserts the version, its dependency edges, and records the subject's new maximum.
+    async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()>;
+    async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord>;
+}
+
+/// Registers `new` inside the caller's transaction. The caller commits.
+pub(crate) async fn register_in<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    new: &NewSchema,
+) -> StorageResult<Registered> {
+    tx.lock_subject(&new.subject).await?;
+
+    if let Some((id, existing)) = tx.find_identical(&new.subject, &new.content).await? {
+        let same_request = match &new.version {
+            VersionRequest::Next(_) => true,
+            VersionRequest::Exact(v) => *v == existing,
+        };
+        if same_request {
+            return Ok(Registered {
+                record: tx.fetch(id).await?,
+                created: false,
+            });
+        }
+    }
+
+    let max = tx.max_assigned(&new.subject).await?;
+    let version = match &new.version {
+        VersionRequest::Exact(v) => {
+            if tx.version_exists(&new.subject, v).await? {
+                return Err(StorageError::VersionExists {
+                    subject: new.subject.clone(),
+                    version: v.clone(),
+                });
+            }
+            v.clone()
+        }
+        VersionRequest::Next(bump) => match &max {
+            None => SchemaVersion::initial(),
+            Some(m) => m.bump(*bump)?,
+        },
+    };
+
+    let mut depends_on = Vec::with_capacity(new.references.len());
+    for r in &new.references {
+        match tx.resolve(r).await? {
+            None => {
+                return Err(DomainError::UnknownReference(format!(
+                    "version {} of subject {} does not exist",
+                    r.version, r.subject
+                ))
+                .into())
+            }
+            Some((_, SchemaState::Deleted)) => {
+                return Err(DomainError::UnknownReference(format!(
+                    "version {} of subject {} is deleted",
+                    r.version, r.subject
+                ))
+                .into())
+            }
+            Some((id, _)) => depends_on.push(id),
+        }
+    }
+
+    let new_max = match max {
+        Some(m) if m > version => m,
+        _ => version.clone(),
+    };
+    let row = InsertRow {
+        id: Uuid::now_v7(),
+        new,
+        version: &version,
+        new_max: &new_max,
+        depends_on: &depends_on,
+        now: now(),
+    };
+    tx.insert(&row).await?;
+    let (id, created_at) = (row.id, row.now);
+
+    let record = SchemaRecord {
+        id,
+        subject: new.subject.clone(),
+        version,
+        content: new.content.clone(),
+        state: SchemaState::Active,
+        description: new.description.clone(),
+        metadata: new.metadata.clone(),
+        tags: new.tags.clone(),
+        references: new.references.clone(),
+        created_at,
+        updated_at: created_at,
+    };
+    Ok(Registered {
+        record,
+        created: true,
+    })
+}

@@ -1,0 +1,827 @@
+//! The embedded backend: SQLite through sqlx, one file under the data directory. The server runs
+//! on it with no external service at all.
+//!
+//! # Concurrency and durability
+//! - **One writer connection, many readers.** SQLite allows one writer at a time; a pool of one
+//!   writer connection queues writers in the process instead of having them fight over the lock
+//!   with busy-retries. Readers get their own read-only pool and, in WAL mode, never block the
+//!   writer nor are blocked by it.
+//! - **`BEGIN IMMEDIATE`** for every write transaction: it takes the write lock up front, so a
+//!   transaction that reads then writes cannot fail to upgrade its lock if another process
+//!   (a `migrate` run, an operator's `sqlite3` shell) writes in between.
+//! - **`synchronous = FULL`**: each commit is fsynced to the WAL before the call returns, so an
+//!   acknowledged write survives a power cut, not only a process crash.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schema_registry_core::{
+    NewSchema, SchemaContent, SchemaId, SchemaRecord, SchemaReference, SchemaState, SchemaSummary,
+    SchemaVersion, Subject,
+};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::register::{register_in, InsertRow, WriteTx};
+use crate::row::{from_micros, to_micros, version_from_parts, RawRecord, RawSummary};
+use crate::{
+    migrate, ConflictReason, NotFound, Page, Registered, SearchQuery, StorageBackend, StorageError,
+    StorageResult, StorageStats, SubjectQuery, SubjectSummary,
+};
+
+/// Tuning for the embedded backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Read-only connections (readers run in parallel under WAL).
+    pub readers: u32,
+    /// How long a statement waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 8,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteBackend {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+/// Every column of a record, in the order [`record_from_row`] reads them.
+macro_rules! record_columns {
+    () => {
+        "id, subject, major, minor, patch, pre, format, content, checksum, state, description, metadata, tags, refs, created_at, updated_at"
+    };
+}
+
+/// Orders a subject's versions so that the first row is what `latest` means: releases before
+/// pre-releases, then semver precedence, highest first.
+macro_rules! latest_order {
+    () => {
+        "(pre = '') DESC, major DESC, minor DESC, patch DESC, pre_key DESC"
+    };
+}
+
+const SELECT_BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM schemas WHERE id = ?1");
+const SELECT_BY_VERSION: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM schemas WHERE subject = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4 AND pre = ?5"
+);
+const SELECT_LATEST: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM schemas WHERE subject = ?1 AND state <> 'deleted' ORDER BY ",
+    latest_order!(),
+    " LIMIT 1"
+);
+
+/// The search filter, shared by the page query and the count query. Parameters:
+/// ?1 text, ?2 subject prefix, ?3 format, ?4 state, ?5 tags (JSON array), ?6 metadata (JSON object).
+macro_rules! search_filter {
+    () => {
+        " FROM schemas s WHERE
+            (?1 IS NULL OR instr(lower(s.subject), lower(?1)) > 0
+                        OR instr(lower(coalesce(s.description, '')), lower(?1)) > 0
+                        OR instr(lower(s.content), lower(?1)) > 0)
+        AND (?2 IS NULL OR substr(s.subject, 1, length(?2)) = ?2)
+        AND (?3 IS NULL OR s.format = ?3)
+        AND ((?4 IS NULL AND s.state <> 'deleted') OR s.state = ?4)
+        AND NOT EXISTS (SELECT 1 FROM json_each(?5) t
+                        WHERE t.value NOT IN (SELECT value FROM json_each(s.tags)))
+        AND NOT EXISTS (SELECT 1 FROM json_each(?6) f
+                        WHERE NOT EXISTS (SELECT 1 FROM json_each(s.metadata) m
+                                          WHERE m.key = f.key AND m.type = f.type
+                                            AND (CASE WHEN f.type IN ('object', 'array')
+                                                      THEN json(m.value) = json(f.value)
+                                                      ELSE m.atom IS f.atom END)))"
+    };
+}
+
+const SEARCH_PAGE: &str = concat!(
+    "SELECT ",
+    "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at,
+     CASE WHEN ?1 IS NULL THEN 0 ELSE
+        (instr(lower(s.subject), lower(?1)) > 0) * 4
+      + (instr(lower(coalesce(s.description, '')), lower(?1)) > 0) * 2
+      + (instr(lower(s.content), lower(?1)) > 0) END AS relevance",
+    search_filter!(),
+    " ORDER BY relevance DESC, s.id DESC LIMIT ?7 OFFSET ?8"
+);
+const SEARCH_COUNT: &str = concat!("SELECT COUNT(*)", search_filter!());
+
+/// Transitive walks stop at this depth: a guard against a corrupted (cyclic) graph, far beyond
+/// any real reference chain.
+pub(crate) const MAX_WALK_DEPTH: i64 = 1000;
+
+const DEPENDENCIES: &str = "
+    WITH RECURSIVE walk(id, depth) AS (
+        SELECT depends_on_id, 1 FROM schema_dependencies WHERE schema_id = ?1
+        UNION
+        SELECT d.depends_on_id, w.depth + 1
+        FROM schema_dependencies d JOIN walk w ON d.schema_id = w.id
+        WHERE ?2 AND w.depth < ?3
+    )
+    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
+    FROM walk w JOIN schemas s ON s.id = w.id
+    GROUP BY s.id
+    ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+
+const DEPENDENTS: &str = "
+    WITH RECURSIVE walk(id, depth) AS (
+        SELECT schema_id, 1 FROM schema_dependencies WHERE depends_on_id = ?1
+        UNION
+        SELECT d.schema_id, w.depth + 1
+        FROM schema_dependencies d JOIN walk w ON d.depends_on_id = w.id
+        WHERE ?2 AND w.depth < ?3
+    )
+    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
+    FROM walk w JOIN schemas s ON s.id = w.id
+    GROUP BY s.id
+    ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+
+fn record_from_row(row: &SqliteRow) -> StorageResult<SchemaRecord> {
+    let json = |col: &str| -> StorageResult<Value> {
+        let text: String = row.try_get(col)?;
+        serde_json::from_str(&text)
+            .map_err(|e| StorageError::Internal(format!("column {col} is not JSON: {e}")))
+    };
+    let tags: Vec<String> = serde_json::from_value(json("tags")?)
+        .map_err(|e| StorageError::Internal(format!("column tags is not a string array: {e}")))?;
+    RawRecord {
+        id: row.try_get("id")?,
+        subject: row.try_get("subject")?,
+        major: row.try_get("major")?,
+        minor: row.try_get("minor")?,
+        patch: row.try_get("patch")?,
+        pre: row.try_get("pre")?,
+        format: row.try_get("format")?,
+        content: row.try_get("content")?,
+        checksum: row.try_get("checksum")?,
+        state: row.try_get("state")?,
+        description: row.try_get("description")?,
+        metadata: json("metadata")?,
+        tags,
+        refs: json("refs")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        updated_at: from_micros(row.try_get("updated_at")?),
+    }
+    .into_record()
+}
+
+fn summary_from_row(row: &SqliteRow) -> StorageResult<SchemaSummary> {
+    RawSummary {
+        id: row.try_get("id")?,
+        subject: row.try_get("subject")?,
+        major: row.try_get("major")?,
+        minor: row.try_get("minor")?,
+        patch: row.try_get("patch")?,
+        pre: row.try_get("pre")?,
+        format: row.try_get("format")?,
+        state: row.try_get("state")?,
+        depth: row.try_get("depth")?,
+    }
+    .into_summary()
+}
+
+fn version_from_row(row: &SqliteRow) -> StorageResult<SchemaVersion> {
+    version_from_parts(
+        row.try_get("major")?,
+        row.try_get("minor")?,
+        row.try_get("patch")?,
+        &row.try_get::<String, _>("pre")?,
+    )
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl SqliteBackend {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/registry.db`) and
+    /// applies pending migrations. The parent directory must exist.
+    pub async fn open(url: &str, options: &SqliteOptions) -> StorageResult<Self> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                StorageError::Invalid(schema_registry_core::DomainError::InvalidFormat(format!(
+                    "invalid SQLite URL {url:?}: {e}"
+                )))
+            })?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let path = base.get_filename().to_path_buf();
+        if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+            return Err(StorageError::Internal(
+                "the embedded backend needs a database file, not an in-memory database".into(),
+            ));
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(|e| {
+                StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+        migrate::SQLITE.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(|e| {
+                StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+        Ok(SqliteBackend {
+            writer,
+            reader,
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, waiting for in-flight statements.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn begin_write(&self) -> StorageResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn find_version_row(
+        conn: &mut sqlx::SqliteConnection,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<Option<SchemaRecord>> {
+        let row = sqlx::query(SELECT_BY_VERSION)
+            .bind(subject.as_str())
+            .bind(version.major())
+            .bind(version.minor())
+            .bind(version.patch())
+            .bind(version.pre())
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn walk(
+        &self,
+        sql: &'static str,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>> {
+        let exists = sqlx::query("SELECT 1 FROM schemas WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        if exists.is_none() {
+            return Err(StorageError::NotFound(NotFound::Schema(id)));
+        }
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .bind(transitive)
+            .bind(MAX_WALK_DEPTH)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+}
+
+/// One open write transaction, with the statements registration needs.
+struct SqliteWriteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
+    async fn lock_subject(&mut self, _subject: &Subject) -> StorageResult<()> {
+        // `BEGIN IMMEDIATE` already holds the database's single write lock.
+        Ok(())
+    }
+
+    async fn find_identical(
+        &mut self,
+        subject: &Subject,
+        content: &SchemaContent,
+    ) -> StorageResult<Option<(SchemaId, SchemaVersion)>> {
+        let row = sqlx::query(concat!(
+            "SELECT id, major, minor, patch, pre FROM schemas
+             WHERE subject = ?1 AND checksum = ?2 AND format = ?3 AND state <> 'deleted'
+             ORDER BY ",
+            latest_order!(),
+            " LIMIT 1"
+        ))
+        .bind(subject.as_str())
+        .bind(content.checksum())
+        .bind(content.format().as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some((row.try_get("id")?, version_from_row(&row)?))),
+        }
+    }
+
+    async fn version_exists(
+        &mut self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM schemas WHERE subject = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4 AND pre = ?5",
+        )
+        .bind(subject.as_str())
+        .bind(version.major())
+        .bind(version.minor())
+        .bind(version.patch())
+        .bind(version.pre())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn max_assigned(&mut self, subject: &Subject) -> StorageResult<Option<SchemaVersion>> {
+        let row = sqlx::query(
+            "SELECT max_major AS major, max_minor AS minor, max_patch AS patch, max_pre AS pre
+             FROM subjects WHERE subject = ?1",
+        )
+        .bind(subject.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn resolve(
+        &mut self,
+        r: &SchemaReference,
+    ) -> StorageResult<Option<(SchemaId, SchemaState)>> {
+        let row = sqlx::query(
+            "SELECT id, state FROM schemas WHERE subject = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4 AND pre = ?5",
+        )
+        .bind(r.subject.as_str())
+        .bind(r.version.major())
+        .bind(r.version.minor())
+        .bind(r.version.patch())
+        .bind(r.version.pre())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let state: String = row.try_get("state")?;
+                let state = state
+                    .parse()
+                    .map_err(|e| StorageError::Internal(format!("stored state: {e}")))?;
+                Ok(Some((row.try_get("id")?, state)))
+            }
+        }
+    }
+
+    async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()> {
+        let new = row.new;
+        let now = to_micros(row.now);
+        sqlx::query(
+            "INSERT INTO subjects (subject, max_major, max_minor, max_patch, max_pre, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (subject) DO UPDATE SET
+                max_major = excluded.max_major, max_minor = excluded.max_minor,
+                max_patch = excluded.max_patch, max_pre = excluded.max_pre",
+        )
+        .bind(new.subject.as_str())
+        .bind(row.new_max.major())
+        .bind(row.new_max.minor())
+        .bind(row.new_max.patch())
+        .bind(row.new_max.pre())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content, checksum,
+                                  size_bytes, state, description, metadata, tags, refs, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13, ?14, ?15, ?16, ?16)",
+        )
+        .bind(row.id)
+        .bind(new.subject.as_str())
+        .bind(row.version.major())
+        .bind(row.version.minor())
+        .bind(row.version.patch())
+        .bind(row.version.pre())
+        .bind(row.version.pre_key())
+        .bind(new.content.format().as_str())
+        .bind(new.content.text())
+        .bind(new.content.checksum())
+        .bind(to_i64(new.content.size_bytes()))
+        .bind(new.description.as_deref())
+        .bind(to_json(&new.metadata))
+        .bind(to_json(&new.tags))
+        .bind(to_json(&new.references))
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await;
+        if let Err(sqlx::Error::Database(db)) = &inserted {
+            if db.is_unique_violation() {
+                return Err(StorageError::VersionExists {
+                    subject: new.subject.clone(),
+                    version: row.version.clone(),
+                });
+            }
+        }
+        inserted?;
+        for (position, dep) in row.depends_on.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO schema_dependencies (schema_id, depends_on_id, position) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(row.id)
+            .bind(*dep)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord> {
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        record_from_row(&row)
+    }
+}
+
+/// Serialises a JSON-valued column. The values are plain data (maps, strings, references), for
+/// which serde_json cannot fail.
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+#[async_trait]
+impl StorageBackend for SqliteBackend {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
+        let mut tx = SqliteWriteTx {
+            tx: self.begin_write().await?,
+        };
+        let registered = register_in(&mut tx, &schema).await?;
+        tx.tx.commit().await?;
+        Ok(registered)
+    }
+
+    async fn register_all(&self, schemas: Vec<NewSchema>) -> StorageResult<Vec<Registered>> {
+        let mut tx = SqliteWriteTx {
+            tx: self.begin_write().await?,
+        };
+        let mut out = Vec::with_capacity(schemas.len());
+        for schema in &schemas {
+            out.push(register_in(&mut tx, schema).await?);
+        }
+        tx.tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(StorageError::NotFound(NotFound::Schema(id))),
+        }
+    }
+
+    async fn get_version(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        let mut conn = self.reader.acquire().await?;
+        Self::find_version_row(&mut conn, subject, version)
+            .await?
+            .ok_or_else(|| {
+                StorageError::NotFound(NotFound::Version {
+                    subject: subject.clone(),
+                    version: version.clone(),
+                })
+            })
+    }
+
+    async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
+        let row = sqlx::query(SELECT_LATEST)
+            .bind(subject.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(StorageError::NotFound(NotFound::Subject(subject.clone()))),
+        }
+    }
+
+    async fn list_versions(
+        &self,
+        subject: &Subject,
+        include_deleted: bool,
+    ) -> StorageResult<Vec<SchemaVersion>> {
+        let rows = sqlx::query(
+            "SELECT major, minor, patch, pre FROM schemas
+             WHERE subject = ?1 AND (?2 OR state <> 'deleted')
+             ORDER BY major, minor, patch, pre_key",
+        )
+        .bind(subject.as_str())
+        .bind(include_deleted)
+        .fetch_all(&self.reader)
+        .await?;
+        if rows.is_empty() {
+            return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
+        }
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn list_subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>> {
+        let rows = sqlx::query(concat!(
+            "WITH ranked AS (
+                SELECT subject, major, minor, patch, pre,
+                       ROW_NUMBER() OVER (PARTITION BY subject ORDER BY ",
+            latest_order!(),
+            ") AS rn,
+                       COUNT(*) OVER (PARTITION BY subject) AS version_count
+                FROM schemas
+                WHERE state <> 'deleted' AND (?1 IS NULL OR substr(subject, 1, length(?1)) = ?1)
+             )
+             SELECT subject, major, minor, patch, pre, version_count FROM ranked WHERE rn = 1
+             ORDER BY subject LIMIT ?2 OFFSET ?3"
+        ))
+        .bind(query.prefix.as_deref())
+        .bind(i64::from(query.limit))
+        .bind(to_i64(query.offset))
+        .fetch_all(&self.reader)
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT subject) FROM schemas
+             WHERE state <> 'deleted' AND (?1 IS NULL OR substr(subject, 1, length(?1)) = ?1)",
+        )
+        .bind(query.prefix.as_deref())
+        .fetch_one(&self.reader)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(SubjectSummary {
+                    subject: Subject::parse(row.try_get::<String, _>("subject")?)
+                        .map_err(|e| StorageError::Internal(format!("stored subject: {e}")))?,
+                    latest_version: version_from_row(row)?,
+                    version_count: to_u64(row.try_get("version_count")?),
+                })
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            total: to_u64(total),
+        })
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StorageResult<Page<SchemaRecord>> {
+        let tags = serde_json::to_string(&query.tags).unwrap_or_else(|_| "[]".into());
+        let metadata = serde_json::to_string(&query.metadata).unwrap_or_else(|_| "{}".into());
+        let text = query.text.as_deref().filter(|t| !t.is_empty());
+        let format = query.format.map(|f| f.as_str());
+        let state = query.state.map(|s| s.as_str());
+        let rows = sqlx::query(SEARCH_PAGE)
+            .bind(text)
+            .bind(query.subject_prefix.as_deref())
+            .bind(format)
+            .bind(state)
+            .bind(&tags)
+            .bind(&metadata)
+            .bind(i64::from(query.limit))
+            .bind(to_i64(query.offset))
+            .fetch_all(&self.reader)
+            .await?;
+        let total: i64 = sqlx::query_scalar(SEARCH_COUNT)
+            .bind(text)
+            .bind(query.subject_prefix.as_deref())
+            .bind(format)
+            .bind(state)
+            .bind(&tags)
+            .bind(&metadata)
+            .fetch_one(&self.reader)
+            .await?;
+        let items = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            total: to_u64(total),
+        })
+    }
+
+    async fn set_state(&self, id: SchemaId, state: SchemaState) -> StorageResult<SchemaRecord> {
+        if !state.is_settable() {
+            return Err(schema_registry_core::DomainError::InvalidState(format!(
+                "state {state} cannot be set directly; use delete"
+            ))
+            .into());
+        }
+        let mut tx = self.begin_write().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT state FROM schemas WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match current.as_deref() {
+            None => return Err(StorageError::NotFound(NotFound::Schema(id))),
+            Some("deleted") => {
+                return Err(StorageError::conflict(
+                    ConflictReason::Deleted,
+                    format!("schema {id} is deleted; its state cannot change"),
+                ))
+            }
+            Some(s) if s == state.as_str() => {}
+            Some(_) => {
+                sqlx::query("UPDATE schemas SET state = ?2, updated_at = ?3 WHERE id = ?1")
+                    .bind(id)
+                    .bind(state.as_str())
+                    .bind(to_micros(crate::row::now()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = record_from_row(&row)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn soft_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        let mut tx = self.begin_write().await?;
+        let Some(record) = Self::find_version_row(&mut tx, subject, version).await? else {
+            return Err(StorageError::NotFound(NotFound::Version {
+                subject: subject.clone(),
+                version: version.clone(),
+            }));
+        };
+        if record.state == SchemaState::Deleted {
+            return Ok(record);
+        }
+        let now = to_micros(crate::row::now());
+        sqlx::query(
+            "UPDATE schemas SET state = 'deleted', deleted_at = ?2, updated_at = ?2 WHERE id = ?1",
+        )
+        .bind(record.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(record.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = record_from_row(&row)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaVersion>> {
+        let mut tx = self.begin_write().await?;
+        let now = to_micros(crate::row::now());
+        let rows = sqlx::query(
+            "UPDATE schemas SET state = 'deleted', deleted_at = ?2, updated_at = ?2
+             WHERE subject = ?1 AND state <> 'deleted'
+             RETURNING major, minor, patch, pre",
+        )
+        .bind(subject.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
+        }
+        let mut versions = rows
+            .iter()
+            .map(version_from_row)
+            .collect::<StorageResult<Vec<_>>>()?;
+        tx.commit().await?;
+        versions.sort();
+        Ok(versions)
+    }
+
+    async fn hard_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        let mut tx = self.begin_write().await?;
+        let Some(record) = Self::find_version_row(&mut tx, subject, version).await? else {
+            return Err(StorageError::NotFound(NotFound::Version {
+                subject: subject.clone(),
+                version: version.clone(),
+            }));
+        };
+        if record.state != SchemaState::Deleted {
+            return Err(StorageError::conflict(
+                ConflictReason::NotSoftDeleted,
+                format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
+            ));
+        }
+        let referrer: Option<(String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT s.subject, s.major, s.minor, s.patch, s.pre
+             FROM schema_dependencies d JOIN schemas s ON s.id = d.schema_id
+             WHERE d.depends_on_id = ?1 AND s.state <> 'deleted'
+             ORDER BY s.subject, s.major, s.minor, s.patch, s.pre_key LIMIT 1",
+        )
+        .bind(record.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((s, major, minor, patch, pre)) = referrer {
+            let by = version_from_parts(major, minor, patch, &pre)?;
+            return Err(StorageError::conflict(
+                ConflictReason::Referenced,
+                format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
+            ));
+        }
+        sqlx::query("DELETE FROM schemas WHERE id = ?1")
+            .bind(record.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn dependencies(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>> {
+        self.walk(DEPENDENCIES, id, transitive).await
+    }
+
+    async fn dependents(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>> {
+        self.walk(DEPENDENTS, id, transitive).await
+    }
+
+    async fn statistics(&self) -> StorageResult<StorageStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS schemas,
+                    COALESCE(SUM(state = 'active'), 0) AS active,
+                    COALESCE(SUM(state = 'deprecated'), 0) AS deprecated,
+                    COALESCE(SUM(state = 'deleted'), 0) AS deleted,
+                    COALESCE(SUM(size_bytes), 0) AS bytes,
+                    (SELECT COUNT(DISTINCT subject) FROM schemas WHERE state <> 'deleted') AS subjects
+             FROM schemas",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let get = |c: &str| -> StorageResult<u64> { Ok(to_u64(row.try_get::<i64, _>(c)?)) };
+        Ok(StorageStats {
+            schemas: get("schemas")?,
+            subjects: get("subjects")?,
+            active: get("active")?,
+            deprecated: get("deprecated")?,
+            deleted: get("deleted")?,
+            bytes: get("bytes")?,
+        })
+    }
+
+    async fn health(&self) -> StorageResult<()> {
+        migrate::check_applied(&migrate::SQLITE, &self.reader).await
+    }
+}

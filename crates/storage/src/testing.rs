@@ -1,0 +1,174 @@
+//! Test support (feature `test-support`): a fresh PostgreSQL database per test, cheaply.
+//!
+//! The PostgreSQL server is the one `DATABASE_URL` names — `scripts/test.sh` provides it, either
+//! from the environment or as a throwaway cluster. Its absence is a test **failure**, never a
+//! skip. The migrations are applied once to a template database (named after a hash of the
+//! migrations, created under an advisory lock so parallel test processes agree), and each test
+//! database is a `CREATE DATABASE ... TEMPLATE` copy, dropped when the [`TestDatabase`] drops.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::migrate;
+
+/// The environment variable naming the PostgreSQL server tests use.
+pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
+
+/// A throwaway database on the test PostgreSQL server.
+#[derive(Debug)]
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+/// The PostgreSQL URL tests use. Panics with instructions when it is missing: a test that needs
+/// PostgreSQL fails without one.
+pub fn postgres_url() -> String {
+    match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if url.starts_with("postgres") => url,
+        _ => panic!(
+            "this test needs PostgreSQL: set {DATABASE_URL_VAR}=postgres://... or run the tests through scripts/test.sh, which starts a throwaway server"
+        ),
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let mut base =
+        url::Url::parse(url).unwrap_or_else(|e| panic!("invalid {DATABASE_URL_VAR}: {e}"));
+    base.set_path(&format!("/{database}"));
+    base.to_string()
+}
+
+fn template_name() -> String {
+    // FNV-1a over the migrations' checksums: a changed migration gets a new template.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in migrate::POSTGRES.iter() {
+        for b in m.checksum.iter().chain(m.version.to_le_bytes().iter()) {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("sr_template_{hash:016x}")
+}
+
+async fn admin_connection(url: &str) -> PgConnection {
+    let opts = PgConnectOptions::from_str(url)
+        .unwrap_or_else(|e| panic!("invalid {DATABASE_URL_VAR}: {e}"));
+    let mut last = None;
+    // The server may still be starting when the first test runs.
+    for _ in 0..50 {
+        match opts.connect().await {
+            Ok(conn) => return conn,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "cannot connect to the test PostgreSQL at {}: {last:?}",
+        crate::redact_url(url)
+    )
+}
+
+impl TestDatabase {
+    /// Creates a fresh, fully migrated database.
+    pub async fn create() -> Self {
+        let admin_url = postgres_url();
+        let mut admin = admin_connection(&admin_url).await;
+        let template = template_name();
+        // One process creates the template; the others wait on the lock, then find it.
+        sqlx::query("SELECT pg_advisory_lock(7243001)")
+            .execute(&mut admin)
+            .await
+            .expect("lock");
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(&template)
+                .fetch_optional(&mut admin)
+                .await
+                .expect("query pg_database");
+        if exists.is_none() {
+            let building = format!("{template}_building");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))
+                .execute(&mut admin)
+                .await
+                .expect("drop stale template");
+            sqlx::query(&format!("CREATE DATABASE \"{building}\""))
+                .execute(&mut admin)
+                .await
+                .expect("create template");
+            let mut conn = admin_connection(&with_database(&admin_url, &building)).await;
+            migrate::POSTGRES
+                .run_direct(&mut conn)
+                .await
+                .expect("migrate template");
+            conn.close().await.expect("close template connection");
+            // Renamed only once complete: a template that exists is a migrated template.
+            sqlx::query(&format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+            ))
+            .execute(&mut admin)
+            .await
+            .expect("publish template");
+        }
+        sqlx::query("SELECT pg_advisory_unlock(7243001)")
+            .execute(&mut admin)
+            .await
+            .expect("unlock");
+        let name = format!("sr_test_{}", uuid::Uuid::now_v7().simple());
+        // Identifiers cannot be bound as parameters; both names are generated here, never input.
+        sqlx::query(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        TestDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// The test database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any async context guarantee: use a private runtime on a thread.
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(opts) = PgConnectOptions::from_str(&admin_url) {
+                    if let Ok(mut conn) = opts.connect().await {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut conn)
+                        .await;
+                        let _ = conn.close().await;
+                    }
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}

@@ -1,0 +1,97 @@
+//! Runs the conformance suite (`suite/`) against every backend: one named test per check per
+//! backend, so a failure names both.
+
+mod suite;
+
+use std::sync::Arc;
+
+use schema_registry_storage::testing::TestDatabase;
+use schema_registry_storage::{
+    PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend,
+};
+
+/// A backend and what must outlive it.
+struct Fixture {
+    backend: Arc<dyn StorageBackend>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("registry.db").display());
+    let backend = SqliteBackend::open(&url, &SqliteOptions::default())
+        .await
+        .expect("open sqlite");
+    Fixture {
+        backend: Arc::new(backend),
+        _guard: Box::new(dir),
+    }
+}
+
+/// Small pools: many test databases share one server.
+pub fn test_pg_options() -> PostgresOptions {
+    PostgresOptions {
+        max_connections: 8,
+        min_connections: 0,
+        ..PostgresOptions::default()
+    }
+}
+
+async fn postgres() -> Fixture {
+    let db = TestDatabase::create().await;
+    let backend = PostgresBackend::open(db.url(), &test_pg_options())
+        .await
+        .expect("open postgres");
+    Fixture {
+        backend: Arc::new(backend),
+        _guard: Box::new(db),
+    }
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::sqlite().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::postgres().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    register_then_read_back,
+    unknown_things_are_not_found,
+    registration_is_idempotent,
+    versions_are_bumped_from_the_highest_ever_assigned,
+    versions_are_never_handed_out_twice,
+    explicit_version_conflicts_leave_data_unchanged,
+    latest_prefers_releases_and_skips_deleted,
+    versions_list_in_semver_order,
+    subjects_are_listed_with_prefix_and_pages,
+    search_filters_and_ranks,
+    state_changes,
+    soft_delete_hides_but_keeps,
+    delete_subject_deletes_every_version,
+    hard_delete_rules,
+    references_and_dependency_walks,
+    batch_registration_is_atomic,
+    concurrent_registrations_never_collide,
+    concurrent_identical_registrations_create_one,
+    statistics_count_everything,
+    other_formats_round_trip,
+    hostile_strings_are_data,
+    health_is_ok,
+);
