@@ -1,1 +1,19 @@
+//! The HTTP server of LLM Schema Registry.
+//!
+//! # Layout
+//! - [`config`]: flags → environment → config file → defaults, resolved into [`config::Settings`].
+//!   The only module that reads configuration.
+//! - [`app`]: [`app::Application`]: build (open storage, bind) then run until shutdown.
+//! - [`routes`]: the axum router and handlers, one module per resource.
+//! - [`error`]: [`error::ApiError`], the one mapping from errors to status codes and JSON.
+//! - [`extract`]: request extractors whose rejections use the API's error format.
+//! - [`telemetry`]: structured logging.
+//!
+//! **Invariant:** only this crate knows HTTP and configuration; it never writes SQL.
 
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod telemetry;

@@ -1,1 +1,77 @@
-fn main() {}
+//! The `llm-schema-registry` binary: `serve` (the default) and `migrate run|info|revert`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use schema_registry_server::app::{shutdown_signal, Application};
+use schema_registry_server::config::{self, Cli, Command, MigrateAction, Settings};
+use schema_registry_server::telemetry;
+use schema_registry_storage::migrate;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Migrate { action, database }) => run_migrate(action, database).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&args)?;
+    telemetry::init(settings.log_format);
+    let app = Application::build(settings).await?;
+    app.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn run_migrate(action: MigrateAction, args: config::DatabaseArgs) -> anyhow::Result<()> {
+    let file = config::load_file(&args)?;
+    let (data_dir, url) = config::resolve_database(&args, &file)?;
+    if migrate::Dialect::from_url(&url)? == migrate::Dialect::Sqlite {
+        std::fs::create_dir_all(&data_dir)?;
+    }
+    let shown = schema_registry_storage::redact_url(&url);
+    match action {
+        MigrateAction::Run => {
+            let applied = migrate::run(&url).await?;
+            if applied.is_empty() {
+                println!("{shown}: already up to date");
+            }
+            for v in applied {
+                println!("{shown}: applied migration {v}");
+            }
+        }
+        MigrateAction::Info => {
+            println!("{shown}");
+            for m in migrate::info(&url).await? {
+                let status = if m.applied { "applied" } else { "pending" };
+                println!("{:>4}  {:<8} {}", m.version, status, m.description);
+            }
+        }
+        MigrateAction::Revert => match migrate::revert(&url).await? {
+            Some(v) => println!("{shown}: reverted migration {v}"),
+            None => println!("{shown}: nothing to revert"),
+        },
+    }
+    Ok(())
+}

@@ -199,4 +199,8 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Checks the backend is reachable and its migrations are applied.
     async fn health(&self) -> StorageResult<()>;
+
+    /// Finishes background work (flushes buffers) and closes connections. Called once at
+    /// shutdown, after the last request.
+    async fn close(&self) {}
 }

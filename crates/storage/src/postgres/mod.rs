@@ -916,6 +916,10 @@ impl StorageBackend for PostgresBackend {
         }
         Ok(())
     }
+
+    async fn close(&self) {
+        PostgresBackend::close(self).await
+    }
 }
 
 impl PostgresBackend {

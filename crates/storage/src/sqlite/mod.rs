@@ -824,4 +824,8 @@ impl StorageBackend for SqliteBackend {
     async fn health(&self) -> StorageResult<()> {
         migrate::check_applied(&migrate::SQLITE, &self.reader).await
     }
+
+    async fn close(&self) {
+        SqliteBackend::close(self).await
+    }
 }

@@ -1,0 +1,144 @@
+//! Building and running the server: [`Application::build`] opens storage and binds the
+//! listener (so tests can ask for port 0 and learn the real port), [`Application::run`] serves
+//! until the shutdown future resolves, lets in-flight requests finish, then closes storage.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use schema_registry_core::Limits;
+use schema_registry_storage::StorageBackend;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::routes::{router, AppState};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] schema_registry_storage::StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    storage: Arc<dyn StorageBackend>,
+    settings: Settings,
+}
+
+impl Application {
+    /// Creates the data directory, opens (and migrates) storage, binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let storage =
+            schema_registry_storage::open(&settings.database_url, &settings.storage).await?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        tracing::info!(
+            backend = storage.kind(),
+            database = %schema_registry_storage::redact_url(&settings.database_url),
+            "storage open"
+        );
+        Ok(Application {
+            listener,
+            storage,
+            settings,
+        })
+    }
+
+    /// The address actually bound (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn storage(&self) -> Arc<dyn StorageBackend> {
+        self.storage.clone()
+    }
+
+    /// Serves until `shutdown` resolves. In-flight requests then get `shutdown_timeout` to
+    /// finish; storage is closed last (flushing its buffers).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = AppState {
+            storage: self.storage.clone(),
+            limits: Limits::default(),
+            started: Instant::now(),
+        };
+        let app = router(state, self.settings.max_body_bytes);
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "listening");
+
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let grace = self.settings.shutdown_timeout;
+        let served = tokio::select! {
+            result = std::future::IntoFuture::into_future(server) => result,
+            _ = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping");
+                Ok(())
+            }
+        };
+        // Writes run on their own tasks (see routes::complete); give any still running a moment.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.storage.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

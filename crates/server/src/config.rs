@@ -1,0 +1,440 @@
+//! Configuration: the one module that reads flags, the environment and the config file.
+//!
+//! Precedence, highest first: command-line flag → environment variable → TOML config file →
+//! built-in default. Every setting has all four; `--help` lists each flag with its variable and
+//! default. The storage crate never reads any of this: it receives plain option structs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use schema_registry_storage::postgres::MaintenanceOptions;
+use schema_registry_storage::{PostgresOptions, SqliteOptions, StorageOptions};
+
+/// Built-in defaults, in one place (the `--help` texts repeat them).
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const DATA_DIR: &str = "./data";
+    pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+    pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+    pub const DB_MAX_CONNECTIONS: u32 = 50;
+    pub const DB_MIN_CONNECTIONS: u32 = 10;
+    pub const DB_ACQUIRE_TIMEOUT_SECS: u64 = 3;
+    pub const DB_IDLE_TIMEOUT_SECS: u64 = 600;
+    pub const DB_MAX_LIFETIME_SECS: u64 = 1800;
+    pub const ACCESS_FLUSH_SECS: u64 = 10;
+    pub const VIEW_REFRESH_SECS: u64 = 60;
+    pub const SQLITE_READERS: u32 = 8;
+}
+
+/// LLM Schema Registry: stores, versions and serves the schemas of prompts, structured outputs,
+/// tool calls and events.
+///
+/// With no subcommand it serves the HTTP API. With no configuration at all it runs on the
+/// embedded SQLite backend in ./data, with no external service.
+#[derive(Debug, Parser)]
+#[command(name = "llm-schema-registry", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Apply, inspect or revert database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Run,
+    /// List the migrations this binary knows and whether each is applied.
+    Info,
+    /// Revert the most recently applied migration.
+    Revert,
+}
+
+/// Where the data lives. Shared by `serve` and `migrate`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatabaseArgs {
+    /// TOML configuration file; its keys are the long flag names with `_` for `-`.
+    #[arg(long, env = "SCHEMA_REGISTRY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and local object storage; created if missing.
+    /// [default: ./data]
+    #[arg(long, env = "SCHEMA_REGISTRY_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (embedded) or postgres://USER:PASS@HOST:PORT/DB (production;
+    /// add ?sslmode=require|verify-full for TLS). [default: sqlite://<data-dir>/registry.db]
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "SCHEMA_REGISTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted request body, in bytes; larger requests get 413. [default: 16777216]
+    #[arg(long, env = "SCHEMA_REGISTRY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM. [default: 30]
+    #[arg(long, env = "SCHEMA_REGISTRY_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Log format: `text` (human) or `json` (one object per line). Filter with RUST_LOG.
+    /// [default: text]
+    #[arg(long, env = "SCHEMA_REGISTRY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// PostgreSQL URL for reads (a replica, or a role granted schema_registry_reader).
+    /// [default: reads use --database-url]
+    #[arg(long, env = "DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+    /// PostgreSQL pool: most connections. [default: 50]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL pool: connections kept open when idle. [default: 10]
+    #[arg(long, env = "DATABASE_MIN_CONNECTIONS")]
+    pub database_min_connections: Option<u32>,
+    /// PostgreSQL pool: seconds to wait for a free connection before answering 503. [default: 3]
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS")]
+    pub database_acquire_timeout_secs: Option<u64>,
+    /// PostgreSQL pool: seconds before an idle connection above the minimum is closed.
+    /// [default: 600]
+    #[arg(long, env = "DATABASE_IDLE_TIMEOUT_SECS")]
+    pub database_idle_timeout_secs: Option<u64>,
+    /// PostgreSQL pool: seconds before a connection is recycled. [default: 1800]
+    #[arg(long, env = "DATABASE_MAX_LIFETIME_SECS")]
+    pub database_max_lifetime_secs: Option<u64>,
+    /// PostgreSQL: seconds between batched writes of read counters to schema_access_log.
+    /// [default: 10]
+    #[arg(long, env = "ACCESS_LOG_FLUSH_SECS")]
+    pub access_log_flush_secs: Option<u64>,
+    /// PostgreSQL: seconds between refreshes of the materialized views. [default: 60]
+    #[arg(long, env = "VIEW_REFRESH_SECS")]
+    pub view_refresh_secs: Option<u64>,
+    /// SQLite: read-only connections. [default: 8]
+    #[arg(long, env = "SQLITE_READERS")]
+    pub sqlite_readers: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The config file: every key optional, unknown keys rejected (a typo must not pass silently).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub max_body_bytes: Option<usize>,
+    pub shutdown_timeout_secs: Option<u64>,
+    pub log_format: Option<LogFormat>,
+    pub database_read_url: Option<String>,
+    pub database_max_connections: Option<u32>,
+    pub database_min_connections: Option<u32>,
+    pub database_acquire_timeout_secs: Option<u64>,
+    pub database_idle_timeout_secs: Option<u64>,
+    pub database_max_lifetime_secs: Option<u64>,
+    pub access_log_flush_secs: Option<u64>,
+    pub view_refresh_secs: Option<u64>,
+    pub sqlite_readers: Option<u32>,
+}
+
+/// Why the configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// The resolved settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub storage: StorageOptions,
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The data directory and database URL, resolved the same way for `serve` and `migrate`.
+pub fn resolve_database(
+    args: &DatabaseArgs,
+    file: &FileConfig,
+) -> Result<(PathBuf, String), ConfigError> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+    let database_url = args
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("registry.db").display()));
+    if database_url.trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "database_url",
+            message: "must not be empty".into(),
+        });
+    }
+    Ok((data_dir, database_url))
+}
+
+/// Reads the config file `args` names, if any.
+pub fn load_file(args: &DatabaseArgs) -> Result<FileConfig, ConfigError> {
+    read_file(args.config.as_deref())
+}
+
+impl Settings {
+    /// Resolves every setting from flags/environment (`args`, parsed by clap) and the file.
+    pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let file = load_file(&args.database)?;
+        let (data_dir, database_url) = resolve_database(&args.database, &file)?;
+        macro_rules! pick {
+            ($field:ident, $default:expr) => {
+                args.$field
+                    .clone()
+                    .or(file.$field.clone())
+                    .unwrap_or($default)
+            };
+        }
+        let secs = |name: &'static str, n: u64| -> Result<Duration, ConfigError> {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be at least 1 second".into(),
+                });
+            }
+            Ok(Duration::from_secs(n))
+        };
+        let max_body_bytes = pick!(max_body_bytes, defaults::MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "max_body_bytes",
+                message: format!("{max_body_bytes} is too small; use at least 1024"),
+            });
+        }
+        let max_connections = pick!(database_max_connections, defaults::DB_MAX_CONNECTIONS);
+        let min_connections = pick!(database_min_connections, defaults::DB_MIN_CONNECTIONS);
+        if max_connections == 0 || min_connections > max_connections {
+            return Err(ConfigError::Invalid {
+                name: "database_max_connections",
+                message: format!("need 1 <= min ({min_connections}) <= max ({max_connections})"),
+            });
+        }
+        let postgres = PostgresOptions {
+            max_connections,
+            min_connections,
+            acquire_timeout: secs(
+                "database_acquire_timeout_secs",
+                pick!(
+                    database_acquire_timeout_secs,
+                    defaults::DB_ACQUIRE_TIMEOUT_SECS
+                ),
+            )?,
+            idle_timeout: secs(
+                "database_idle_timeout_secs",
+                pick!(database_idle_timeout_secs, defaults::DB_IDLE_TIMEOUT_SECS),
+            )?,
+            max_lifetime: secs(
+                "database_max_lifetime_secs",
+                pick!(database_max_lifetime_secs, defaults::DB_MAX_LIFETIME_SECS),
+            )?,
+            read_url: args
+                .database_read_url
+                .clone()
+                .or(file.database_read_url.clone()),
+            run_migrations: true,
+            maintenance: MaintenanceOptions {
+                access_flush_interval: secs(
+                    "access_log_flush_secs",
+                    pick!(access_log_flush_secs, defaults::ACCESS_FLUSH_SECS),
+                )?,
+                view_refresh_interval: secs(
+                    "view_refresh_secs",
+                    pick!(view_refresh_secs, defaults::VIEW_REFRESH_SECS),
+                )?,
+            },
+        };
+        let sqlite = SqliteOptions {
+            readers: pick!(sqlite_readers, defaults::SQLITE_READERS).max(1),
+            ..SqliteOptions::default()
+        };
+        Ok(Settings {
+            listen: pick!(
+                listen,
+                defaults::LISTEN.parse().map_err(|_| ConfigError::Invalid {
+                    name: "listen",
+                    message: "bad built-in default".into()
+                })?
+            ),
+            data_dir,
+            database_url,
+            max_body_bytes,
+            shutdown_timeout: secs(
+                "shutdown_timeout_secs",
+                pick!(shutdown_timeout_secs, defaults::SHUTDOWN_TIMEOUT_SECS),
+            )?,
+            log_format: pick!(log_format, LogFormat::Text),
+            storage: StorageOptions { sqlite, postgres },
+        })
+    }
+
+    /// Settings for tests and embedding: everything default but the given database and data dir,
+    /// listening on an OS-assigned port.
+    pub fn for_database(
+        data_dir: PathBuf,
+        database_url: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let args = ServeArgs {
+            database: DatabaseArgs {
+                config: None,
+                data_dir: Some(data_dir),
+                database_url,
+            },
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..ServeArgs::default()
+        };
+        Settings::resolve(&args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_with_no_configuration() {
+        let s = Settings::resolve(&ServeArgs::default()).expect("defaults");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.database_url, "sqlite://./data/registry.db");
+        assert_eq!(s.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(s.storage.postgres.max_connections, 50);
+        assert_eq!(s.storage.postgres.min_connections, 10);
+        assert_eq!(s.storage.postgres.acquire_timeout, Duration::from_secs(3));
+        assert_eq!(s.storage.postgres.idle_timeout, Duration::from_secs(600));
+        assert_eq!(s.storage.postgres.max_lifetime, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/reg\"\nmax_body_bytes = 2048\n",
+        )
+        .expect("write");
+        let mut args = ServeArgs::default();
+        args.database.config = Some(path.clone());
+        args.max_body_bytes = Some(4096);
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000", "from the file");
+        assert_eq!(s.max_body_bytes, 4096, "the flag wins");
+        assert_eq!(
+            s.database_url, "sqlite:///srv/reg/registry.db",
+            "derived from the file's data_dir"
+        );
+    }
+
+    #[test]
+    fn bad_files_and_values_are_reported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"typo\"\n").expect("write");
+        let mut args = ServeArgs::default();
+        args.database.config = Some(path);
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
+        let args = ServeArgs {
+            database_min_connections: Some(60),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let args = ServeArgs {
+            shutdown_timeout_secs: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn cli_parses_subcommands() {
+        let cli = Cli::try_parse_from([
+            "llm-schema-registry",
+            "migrate",
+            "info",
+            "--database-url",
+            "sqlite://x.db",
+        ])
+        .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Migrate {
+                action: MigrateAction::Info,
+                ..
+            })
+        ));
+        let cli =
+            Cli::try_parse_from(["llm-schema-registry", "--listen", "0.0.0.0:1"]).expect("parse");
+        assert!(cli.command.is_none());
+        assert!(Cli::try_parse_from(["llm-schema-registry", "--listen", "nope"]).is_err());
+    }
+}

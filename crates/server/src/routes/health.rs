@@ -1,0 +1,85 @@
+//! Health endpoints and statistics.
+//!
+//! - `/health/live`: the process answers. Never touches storage.
+//! - `/health/ready`: storage reachable and migrations applied; 503 otherwise, so a load
+//!   balancer stops sending traffic until the database is back.
+//! - `/health/storage`: every tier's status and probe latency, for operators.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::error::ApiResult;
+
+/// A health probe that takes longer than this counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn live(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()}))
+}
+
+/// Probes the database: `Ok(latency)` or the reason it failed.
+async fn probe(state: &AppState) -> Result<Duration, String> {
+    let start = Instant::now();
+    match tokio::time::timeout(PROBE_TIMEOUT, state.storage.health()).await {
+        Ok(Ok(())) => Ok(start.elapsed()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+    }
+}
+
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match probe(&state).await {
+        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "storage unavailable"})),
+            )
+        }
+    }
+}
+
+pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let kind = state.storage.kind();
+    let (status, database) = match probe(&state).await {
+        Ok(latency) => (
+            StatusCode::OK,
+            json!({"status": "up", "backend": kind, "latency_ms": latency.as_secs_f64() * 1000.0}),
+        ),
+        Err(reason) => {
+            tracing::warn!(%reason, "database tier down");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "down", "backend": kind}),
+            )
+        }
+    };
+    let overall = if status == StatusCode::OK {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    (
+        status,
+        Json(json!({"status": overall, "tiers": {"database": database}})),
+    )
+}
+
+/// `GET /api/v1/stats`.
+pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let s = state.storage.statistics().await?;
+    Ok(Json(json!({
+        "schemas": s.schemas,
+        "subjects": s.subjects,
+        "active": s.active,
+        "deprecated": s.deprecated,
+        "deleted": s.deleted,
+        "bytes": s.bytes,
+    })))
+}

@@ -1,0 +1,128 @@
+//! The HTTP routes. Handlers parse and validate input (through `core`), call the storage
+//! backend, and shape JSON; they hold no state of their own.
+//!
+//! # Layout
+//! - [`subjects`]: registration, version listing and lookup, deletion — everything addressed
+//!   by subject name.
+//! - [`schemas`]: everything addressed by schema id: record, raw content, state, dependencies.
+//! - [`search`]: `GET /api/v1/search`.
+//! - [`health`]: liveness, readiness, per-tier storage health, and `/api/v1/stats`.
+
+pub mod health;
+pub mod schemas;
+pub mod search;
+pub mod subjects;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use schema_registry_core::Limits;
+use schema_registry_storage::{StorageBackend, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::extract::QueryPairs;
+
+/// What every handler can reach. Cheap to clone (an `Arc` and plain values).
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn StorageBackend>,
+    pub limits: Limits,
+    pub started: Instant,
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/subjects", get(subjects::list_subjects))
+        .route(
+            "/subjects/{subject}",
+            axum::routing::delete(subjects::delete_subject),
+        )
+        .route(
+            "/subjects/{subject}/versions",
+            get(subjects::list_versions).post(subjects::register),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(subjects::get_version).delete(subjects::delete_version),
+        )
+        .route(
+            "/schemas/{id}",
+            get(schemas::get_schema).patch(schemas::set_state),
+        )
+        .route("/schemas/{id}/content", get(schemas::get_content))
+        .route("/schemas/{id}/dependencies", get(schemas::dependencies))
+        .route("/schemas/{id}/dependents", get(schemas::dependents))
+        .route("/search", get(search::search))
+        .route("/stats", get(health::stats));
+
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/health/storage", get(health::storage))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        "no such route; the API lives under /api/v1",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// A panic in a handler is a bug: logged, answered as a plain internal error.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::internal("handler panicked").into_response()
+}
+
+/// `limit`/`offset` from the query string, bounded.
+pub(crate) fn page_params(q: &QueryPairs) -> Result<(u32, u64), ApiError> {
+    let limit = q
+        .parse("limit", |v| match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            _ => Err(format!("expected an integer from 1 to {MAX_PAGE_SIZE}")),
+        })?
+        .unwrap_or(DEFAULT_PAGE_SIZE);
+    let offset = q
+        .parse("offset", |v| {
+            v.parse::<u64>()
+                .map_err(|_| "expected a non-negative integer")
+        })?
+        .unwrap_or(0);
+    Ok((limit, offset))
+}
+
+/// Runs a write to completion on its own task, so a client that disconnects mid-request cannot
+/// cancel it half-way; the storage call's own transaction decides the outcome.
+pub(crate) async fn complete<T, F>(write: F) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(write).await.map_err(ApiError::internal)?
+}

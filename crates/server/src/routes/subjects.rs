@@ -1,0 +1,248 @@
+//! Routes addressed by subject: `/api/v1/subjects...`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use schema_registry_core::{
+    Bump, NewSchema, SchemaContent, SchemaFormat, SchemaReference, SchemaState, SchemaVersion,
+    Subject, VersionRequest,
+};
+use schema_registry_storage::{StorageError, SubjectQuery};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{complete, page_params, AppState};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, QueryPairs, Segments};
+
+/// `POST /api/v1/subjects/{subject}/versions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The document: a JSON value for JSON Schema, a string (or JSON) for Avro, a string for
+    /// Protobuf.
+    schema: Value,
+    format: Option<String>,
+    version: Option<String>,
+    bump: Option<String>,
+    description: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    tags: Option<Vec<String>>,
+    references: Option<Vec<ReferenceRequest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceRequest {
+    subject: String,
+    version: String,
+}
+
+/// What a `{version}` path segment names.
+pub(crate) enum VersionSelector {
+    Latest,
+    Exact(SchemaVersion),
+}
+
+pub(crate) fn parse_selector(raw: &str) -> Result<VersionSelector, ApiError> {
+    if raw == "latest" {
+        Ok(VersionSelector::Latest)
+    } else {
+        Ok(VersionSelector::Exact(SchemaVersion::parse(raw)?))
+    }
+}
+
+fn parse_bump(raw: &str) -> Result<Bump, ApiError> {
+    match raw {
+        "major" => Ok(Bump::Major),
+        "minor" => Ok(Bump::Minor),
+        "patch" => Ok(Bump::Patch),
+        other => Err(ApiError::invalid(
+            "invalid_bump",
+            format!("bump {other:?} is not one of major, minor, patch"),
+        )),
+    }
+}
+
+impl RegisterRequest {
+    fn into_new_schema(self, subject: Subject, state: &AppState) -> ApiResult<NewSchema> {
+        let format: SchemaFormat = match &self.format {
+            Some(f) => f.parse()?,
+            None => SchemaFormat::JsonSchema,
+        };
+        let version = match (&self.version, &self.bump) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "invalid_version",
+                    "give either an explicit version or a bump, not both",
+                ))
+            }
+            (Some(v), None) => VersionRequest::Exact(SchemaVersion::parse(v)?),
+            (None, Some(b)) => VersionRequest::Next(parse_bump(b)?),
+            (None, None) => VersionRequest::Next(Bump::Minor),
+        };
+        let content = SchemaContent::parse(format, &self.schema)?;
+        let references = self
+            .references
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let subject = Subject::parse(r.subject).map_err(|e| {
+                    ApiError::invalid("invalid_reference", format!("reference #{i}: {e}"))
+                })?;
+                let version = SchemaVersion::parse(&r.version).map_err(|e| {
+                    ApiError::invalid("invalid_reference", format!("reference #{i}: {e}"))
+                })?;
+                Ok(SchemaReference { subject, version })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let limits = &state.limits;
+        Ok(NewSchema::new(subject, version, content)
+            .with_description(self.description, limits)?
+            .with_metadata(self.metadata.unwrap_or_default(), limits)?
+            .with_tags(self.tags.unwrap_or_default(), limits)?
+            .with_references(references, limits)?)
+    }
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Segments(subject): Segments<String>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<Response> {
+    let subject = Subject::parse(subject)?;
+    let new = body.into_new_schema(subject, &state)?;
+    let storage = state.storage.clone();
+    let registered =
+        complete(async move { storage.register(new).await.map_err(ApiError::from) }).await?;
+    let status = if registered.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(&registered.record)).into_response();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/api/v1/schemas/{}", registered.record.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn list_versions(
+    State(state): State<AppState>,
+    Segments(subject): Segments<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&["include_deleted"])?;
+    let subject = Subject::parse(subject)?;
+    let include_deleted = query.flag("include_deleted")?;
+    let versions = state
+        .storage
+        .list_versions(&subject, include_deleted)
+        .await?;
+    Ok(Json(json!({ "versions": versions })))
+}
+
+pub async fn get_version(
+    State(state): State<AppState>,
+    Segments((subject, version)): Segments<(String, String)>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    query.reject_unknown(&["include_deleted"])?;
+    let subject = Subject::parse(subject)?;
+    let record = match parse_selector(&version)? {
+        VersionSelector::Latest => state.storage.get_latest(&subject).await?,
+        VersionSelector::Exact(v) => {
+            let record = state.storage.get_version(&subject, &v).await?;
+            if record.state == SchemaState::Deleted && !query.flag("include_deleted")? {
+                return Err(
+                    StorageError::NotFound(schema_registry_storage::NotFound::Version {
+                        subject,
+                        version: v,
+                    })
+                    .into(),
+                );
+            }
+            record
+        }
+    };
+    let mut response = Json(&record).into_response();
+    set_etag(response.headers_mut(), record.checksum());
+    Ok(response)
+}
+
+pub(crate) fn set_etag(headers: &mut HeaderMap, checksum: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{checksum}\"")) {
+        headers.insert(header::ETAG, v);
+    }
+}
+
+pub async fn delete_version(
+    State(state): State<AppState>,
+    Segments((subject, version)): Segments<(String, String)>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&["permanent"])?;
+    let subject = Subject::parse(subject)?;
+    let VersionSelector::Exact(version) = parse_selector(&version)? else {
+        return Err(ApiError::invalid(
+            "invalid_version",
+            "delete needs an exact version, not \"latest\"",
+        ));
+    };
+    let permanent = query.flag("permanent")?;
+    let storage = state.storage.clone();
+    let record = complete(async move {
+        let result = if permanent {
+            storage.hard_delete(&subject, &version).await
+        } else {
+            storage.soft_delete(&subject, &version).await
+        };
+        result.map_err(ApiError::from)
+    })
+    .await?;
+    let mut body = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    if let Value::Object(map) = &mut body {
+        map.insert("permanent".into(), Value::Bool(permanent));
+    }
+    Ok(Json(body))
+}
+
+pub async fn delete_subject(
+    State(state): State<AppState>,
+    Segments(subject): Segments<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&[])?;
+    let subject = Subject::parse(subject)?;
+    let storage = state.storage.clone();
+    let name = subject.clone();
+    let versions = complete(async move {
+        storage
+            .soft_delete_subject(&name)
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "subject": subject, "deleted_versions": versions }),
+    ))
+}
+
+pub async fn list_subjects(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&["prefix", "limit", "offset"])?;
+    let (limit, offset) = page_params(&query)?;
+    let q = SubjectQuery {
+        prefix: query.get("prefix").map(str::to_string),
+        limit,
+        offset,
+    };
+    let page = state.storage.list_subjects(&q).await?;
+    Ok(Json(json!({ "subjects": page.items, "total": page.total })))
+}
