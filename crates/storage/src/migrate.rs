@@ -145,7 +145,12 @@ pub async fn revert(url: &str) -> StorageResult<Option<i64>> {
 async fn applied_versions(url: &str, create: bool) -> StorageResult<Vec<i64>> {
     let applied = match Dialect::from_url(url)? {
         Dialect::Sqlite => {
-            let mut conn = sqlite_options(url, create)?.connect().await?;
+            let options = sqlite_options(url, create)?;
+            if !create && !options.get_filename().exists() {
+                // No database file yet: nothing is applied. Reporting must not create it.
+                return Ok(Vec::new());
+            }
+            let mut conn = options.connect().await?;
             conn.ensure_migrations_table().await?;
             let applied = conn.list_applied_migrations().await?;
             conn.close().await?;

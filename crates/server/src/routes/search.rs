@@ -34,8 +34,14 @@ fn metadata_value(raw: &str) -> Value {
 pub async fn search(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     query.reject_unknown(KNOWN)?;
     let (limit, offset) = page_params(&query)?;
-    let format = query.parse("format", str::parse::<SchemaFormat>)?;
-    let state_filter = query.parse("state", str::parse::<SchemaState>)?;
+    let format = query
+        .get("format")
+        .map(str::parse::<SchemaFormat>)
+        .transpose()?;
+    let state_filter = query
+        .get("state")
+        .map(str::parse::<SchemaState>)
+        .transpose()?;
     let mut metadata = Map::new();
     for (k, v) in &query.0 {
         if let Some(key) = k.strip_prefix("metadata.") {

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::{StorageError, StorageResult};
 
 /// Advisory-lock key under which one server at a time refreshes the views ("SRVIEWS").
-const REFRESH_LOCK_KEY: i64 = 0x5352_5649_4557_53;
+const REFRESH_LOCK_KEY: i64 = 0x0053_5256_4945_5753;
 
 #[derive(Debug, Clone)]
 pub struct MaintenanceOptions {

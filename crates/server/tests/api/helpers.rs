@@ -1,0 +1,191 @@
+//! `TestApp`: the real server, spawned on a free port with a fresh database, and a typed client.
+
+use std::path::PathBuf;
+
+use reqwest::{Response, StatusCode};
+use schema_registry_server::app::Application;
+use schema_registry_server::config::Settings;
+use schema_registry_storage::testing::TestDatabase;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which backend a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await),
+        };
+        let database_url = db.as_ref().map(|d| d.url().to_string());
+        let mut app = Self::start(data_dir, database_url, |_| {}).await;
+        app._dir = Some(dir);
+        app._db = db;
+        app
+    }
+
+    /// Starts a server on `data_dir` / `database_url`; `tweak` adjusts the settings first.
+    pub async fn start(
+        data_dir: PathBuf,
+        database_url: Option<String>,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut settings =
+            Settings::for_database(data_dir.clone(), database_url.clone()).expect("settings");
+        settings.storage.postgres.max_connections = 8;
+        settings.storage.postgres.min_connections = 0;
+        tweak(&mut settings);
+        let app = Application::build(settings).await.expect("build app");
+        let address = format!("http://{}", app.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            data_dir,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: None,
+            _db: None,
+        }
+    }
+
+    /// Stops the server gracefully and waits for it; keeps the data (and test database).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server run");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers `body` under `subject`; returns status and JSON body.
+    pub async fn register(&self, subject: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/subjects/{}/versions", encode(subject));
+        json_of(self.post_json(&path, &body).await).await
+    }
+
+    /// Registers and asserts 201; returns the record.
+    pub async fn created(&self, subject: &str, body: Value) -> Value {
+        let (status, rec) = self.register(subject, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{rec}");
+        rec
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.get(path).await).await
+    }
+
+    pub async fn stats(&self) -> Value {
+        let (status, body) = self.get_json("/api/v1/stats").await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Percent-encodes a path segment.
+pub fn encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub async fn json_of(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, value)
+}
+
+/// Asserts an API error: status, machine code, and a non-empty message.
+pub async fn assert_error(resp: Response, status: StatusCode, code: &str) {
+    let (got, body) = json_of(resp).await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,167 @@
+//! Process-level behaviour: restarts, shutdown, the binary's command line.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_data_directory_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data_dir = dir.path().join("data");
+    let mut app = TestApp::start(data_dir.clone(), None, |_| {}).await;
+    let a = app
+        .created(
+            "persist",
+            json!({"schema": {"v": 1}, "tags": ["t"], "metadata": {"k": "v"}}),
+        )
+        .await;
+    let b = app
+        .created(
+            "persist",
+            json!({"schema": {"v": 2}, "references": [{"subject": "persist", "version": "1.0.0"}]}),
+        )
+        .await;
+    app.delete("/api/v1/subjects/persist/versions/1.1.0").await;
+    let stats = app.stats().await;
+    app.stop().await;
+    assert!(data_dir.join("registry.db").exists());
+
+    let again = TestApp::start(data_dir, None, |_| {}).await;
+    assert_eq!(again.stats().await, stats);
+    let (status, rec) = again
+        .get_json(&format!(
+            "/api/v1/schemas/{}",
+            a["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!((status, &rec), (StatusCode::OK, &a));
+    let (_, rec_b) = again
+        .get_json(&format!(
+            "/api/v1/schemas/{}",
+            b["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(rec_b["state"], "deleted");
+    let next = again.created("persist", json!({"schema": {"v": 3}})).await;
+    assert_eq!(next["version"], "1.2.0", "the version counter survived too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await;
+    // Start a burst of writes, then ask the server to stop while they are in flight.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/subjects/inflight/versions");
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(&url)
+                .json(&json!({"schema": {"i": i}}))
+                .send()
+                .await
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    let mut acknowledged = 0u64;
+    for t in tasks {
+        if let Ok(resp) = t.await.expect("task") {
+            if resp.status() == StatusCode::CREATED {
+                acknowledged += 1;
+            }
+        }
+    }
+    // Every acknowledged write is in the database after restart.
+    let again = TestApp::start(data_dir, None, |_| {}).await;
+    let stats = again.stats().await;
+    assert!(
+        stats["schemas"].as_u64().expect("n") >= acknowledged,
+        "{stats} vs {acknowledged} acknowledged"
+    );
+}
+
+fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llm-schema-registry"))
+}
+
+#[test]
+fn help_documents_every_option_with_its_default() {
+    let out = binary().arg("--help").output().expect("run --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--listen",
+        "[default: 127.0.0.1:8080]",
+        "--data-dir",
+        "[default: ./data]",
+        "--database-url",
+        "DATABASE_URL",
+        "--max-body-bytes",
+        "[default: 16777216]",
+        "migrate",
+        "--config",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let out = binary()
+        .args(["migrate", "--help"])
+        .output()
+        .expect("run migrate --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["run", "info", "revert"] {
+        assert!(help.contains(needle), "migrate --help lacks {needle}");
+    }
+}
+
+#[test]
+fn migrate_subcommand_runs_reports_and_reverts_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}/reg.db", dir.path().display());
+    let run = |args: &[&str]| {
+        let out = binary()
+            .args(args)
+            .args(["--database-url", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run(&["migrate", "info"]).contains("pending"));
+    assert!(run(&["migrate", "run"]).contains("applied migration 1"));
+    assert!(run(&["migrate", "run"]).contains("already up to date"));
+    assert!(run(&["migrate", "info"]).contains("applied"));
+    assert!(run(&["migrate", "revert"]).contains("reverted migration 1"));
+    assert!(run(&["migrate", "info"]).contains("pending"));
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_a_message() {
+    let out = binary()
+        .args(["--listen", "not-an-address"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "listn = 1\n").expect("write");
+    let out = binary()
+        .args(["--config", cfg.to_str().expect("path")])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid config file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

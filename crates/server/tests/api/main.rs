@@ -1,0 +1,44 @@
+//! HTTP API tests: the real server on a free port, a fresh database per test, every check run
+//! against both backends (SQLite and PostgreSQL).
+
+mod endpoints;
+mod helpers;
+mod lifecycle;
+
+macro_rules! api_suite {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+                    crate::endpoints::$check(&app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
+                    crate::endpoints::$check(&app).await;
+                }
+            )*
+        }
+    };
+}
+
+api_suite!(
+    register_then_fetch_every_way,
+    retries_are_idempotent,
+    versions_bump_or_are_explicit,
+    bad_input_is_rejected_and_changes_nothing,
+    state_can_be_deprecated_and_restored,
+    deletes_soft_then_permanent,
+    search_filters,
+    dependency_endpoints,
+    avro_and_protobuf,
+    health_and_stats,
+    concurrent_writers_get_distinct_versions,
+    subject_listing_pages,
+);
