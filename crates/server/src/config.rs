@@ -120,7 +120,8 @@ pub struct ServeArgs {
     /// PostgreSQL pool: seconds before a connection is recycled. [default: 1800]
     #[arg(long, env = "DATABASE_MAX_LIFETIME_SECS")]
     pub database_max_lifetime_secs: Option<u64>,
-    /// PostgreSQL: seconds between batched writes of read counters to schema_access_log.
+    /// Seconds between batched writes of read counters to schema_access_log (the popular-schema
+    /// list used for cache warming).
     /// [default: 10]
     #[arg(long, env = "ACCESS_LOG_FLUSH_SECS")]
     pub access_log_flush_secs: Option<u64>,
@@ -306,6 +307,7 @@ impl Settings {
         };
         let sqlite = SqliteOptions {
             readers: pick!(sqlite_readers, defaults::SQLITE_READERS).max(1),
+            access_flush_interval: postgres.maintenance.access_flush_interval,
             ..SqliteOptions::default()
         };
         Ok(Settings {

@@ -197,8 +197,19 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
 
     async fn statistics(&self) -> StorageResult<StorageStats>;
 
+    /// The most read non-deleted versions, most read first, at most `limit`: the cache-warming
+    /// source. Read counts are buffered in memory and written in batches, so this lags reads by
+    /// up to one flush interval (and, on PostgreSQL, one materialized-view refresh).
+    async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>>;
+
     /// Checks the backend is reachable and its migrations are applied.
     async fn health(&self) -> StorageResult<()>;
+
+    /// Runs the periodic background work now: writes buffered read counts and refreshes derived
+    /// views. Background tasks do this on timers; tests and operators call it to not wait.
+    async fn run_maintenance(&self) -> StorageResult<()> {
+        Ok(())
+    }
 
     /// Finishes background work (flushes buffers) and closes connections. Called once at
     /// shutdown, after the last request.

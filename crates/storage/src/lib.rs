@@ -15,6 +15,7 @@
 //! files: callers pass plain option structs.
 
 pub mod backend;
+mod background;
 pub mod error;
 pub mod migrate;
 pub mod open;

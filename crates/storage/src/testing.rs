@@ -134,6 +134,34 @@ impl TestDatabase {
         }
     }
 
+    /// Creates a fresh database with no migrations applied (to test the migrations themselves).
+    pub async fn create_empty() -> Self {
+        let admin_url = postgres_url();
+        let mut admin = admin_connection(&admin_url).await;
+        let name = format!("sr_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create empty test database");
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        TestDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// The URL of the same database for another user (password-less: the test server trusts
+    /// local connections).
+    pub fn url_as(&self, user: &str) -> String {
+        let mut url =
+            url::Url::parse(&self.url).unwrap_or_else(|e| panic!("invalid test URL: {e}"));
+        let _ = url.set_username(user);
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
     /// The test database's URL.
     pub fn url(&self) -> &str {
         &self.url

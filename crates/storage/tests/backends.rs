@@ -94,4 +94,5 @@ conformance!(
     other_formats_round_trip,
     hostile_strings_are_data,
     health_is_ok,
+    popular_lists_the_most_read_first,
 );

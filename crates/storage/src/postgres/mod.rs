@@ -92,19 +92,24 @@ macro_rules! latest_order {
     };
 }
 
-const SELECT_BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM schemas WHERE id = $1");
-const SELECT_BY_VERSION: &str = concat!(
+pub const SELECT_BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM schemas WHERE id = $1");
+pub const SELECT_BY_VERSION: &str = concat!(
     "SELECT ",
     record_columns!(),
     " FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5"
 );
-const SELECT_LATEST: &str = concat!(
+pub const SELECT_LATEST: &str = concat!(
     "SELECT ",
     record_columns!(),
     " FROM schemas WHERE subject = $1 AND state <> 'deleted' ORDER BY ",
     latest_order!(),
     " LIMIT 1"
 );
+
+/// A subject's versions in precedence order. Parameters: subject, include_deleted.
+pub const LIST_VERSIONS: &str = "SELECT major, minor, patch, pre FROM schemas
+     WHERE subject = $1 AND ($2 OR state <> 'deleted')
+     ORDER BY major, minor, patch, pre_key";
 
 /// Recursive walks: `UNION` drops repeated (id, depth) pairs and the depth bound stops a
 /// corrupted cyclic graph; `DISTINCT ON` keeps each version once, at its shortest depth.
@@ -616,15 +621,11 @@ impl StorageBackend for PostgresBackend {
         subject: &Subject,
         include_deleted: bool,
     ) -> StorageResult<Vec<SchemaVersion>> {
-        let rows = sqlx::query(
-            "SELECT major, minor, patch, pre FROM schemas
-             WHERE subject = $1 AND ($2 OR state <> 'deleted')
-             ORDER BY major, minor, patch, pre_key",
-        )
-        .bind(subject.as_str())
-        .bind(include_deleted)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(LIST_VERSIONS)
+            .bind(subject.as_str())
+            .bind(include_deleted)
+            .fetch_all(&self.reader)
+            .await?;
         if rows.is_empty() {
             return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
         }
@@ -687,30 +688,7 @@ impl StorageBackend for PostgresBackend {
     }
 
     async fn search(&self, query: &SearchQuery) -> StorageResult<Page<SchemaRecord>> {
-        let mut page = QueryBuilder::<Postgres>::new(concat!(
-            "SELECT s.",
-            "id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at"
-        ));
-        match query.text.as_deref().filter(|t| !t.is_empty()) {
-            Some(text) => {
-                let pattern = format!("%{}%", escape_like(text));
-                page.push(", (CASE WHEN s.subject ILIKE ")
-                    .push_bind(pattern.clone())
-                    .push(" THEN 4 ELSE 0 END + CASE WHEN s.description ILIKE ")
-                    .push_bind(pattern)
-                    .push(" THEN 2 ELSE 0 END + CASE WHEN s.search_vector @@ websearch_to_tsquery('simple', ")
-                    .push_bind(text.to_string())
-                    .push(") THEN 1 ELSE 0 END) AS relevance");
-            }
-            None => {
-                page.push(", 0 AS relevance");
-            }
-        }
-        Self::push_search_filter(&mut page, query);
-        page.push(" ORDER BY relevance DESC, s.id DESC LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(to_i64(query.offset));
+        let mut page = PostgresBackend::search_statement("", query);
         let rows = page.build().fetch_all(&self.reader).await?;
 
         let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
@@ -909,6 +887,20 @@ impl StorageBackend for PostgresBackend {
         })
     }
 
+    async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at",
+            " FROM popular_schemas p JOIN schemas s ON s.id = p.schema_id
+              WHERE s.state <> 'deleted'
+              ORDER BY p.access_count DESC, p.schema_id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     async fn health(&self) -> StorageResult<()> {
         migrate::check_applied(&migrate::POSTGRES, &self.pool).await?;
         if self.read_is_separate() {
@@ -917,8 +909,50 @@ impl StorageBackend for PostgresBackend {
         Ok(())
     }
 
+    async fn run_maintenance(&self) -> StorageResult<()> {
+        self.flush_access_log().await?;
+        self.refresh_views().await
+    }
+
     async fn close(&self) {
         PostgresBackend::close(self).await
+    }
+}
+
+impl PostgresBackend {
+    /// The exact search statement [`StorageBackend::search`] runs for `query`, after `prefix`
+    /// (empty, or `EXPLAIN (FORMAT JSON) ` to inspect the plan). Public so that tests and
+    /// operators can check which indexes a search uses.
+    pub fn search_statement<'q>(
+        prefix: &str,
+        query: &'q SearchQuery,
+    ) -> QueryBuilder<'q, Postgres> {
+        let mut page = QueryBuilder::<Postgres>::new(prefix);
+        page.push(concat!(
+            "SELECT s.",
+            "id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at"
+        ));
+        match query.text.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) => {
+                let pattern = format!("%{}%", escape_like(text));
+                page.push(", (CASE WHEN s.subject ILIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" THEN 4 ELSE 0 END + CASE WHEN s.description ILIKE ")
+                    .push_bind(pattern)
+                    .push(" THEN 2 ELSE 0 END + CASE WHEN s.search_vector @@ websearch_to_tsquery('simple', ")
+                    .push_bind(text.to_string())
+                    .push(") THEN 1 ELSE 0 END) AS relevance");
+            }
+            None => {
+                page.push(", 0 AS relevance");
+            }
+        }
+        PostgresBackend::push_search_filter(&mut page, query);
+        page.push(" ORDER BY relevance DESC, s.id DESC LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(to_i64(query.offset));
+        page
     }
 }
 

@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use crate::background::{AccessCounter, Periodic};
 use crate::register::{register_in, InsertRow, WriteTx};
 use crate::row::{from_micros, to_micros, version_from_parts, RawRecord, RawSummary};
 use crate::{
@@ -42,6 +44,8 @@ pub struct SqliteOptions {
     pub readers: u32,
     /// How long a statement waits for a lock held by another process before failing.
     pub busy_timeout: Duration,
+    /// How often buffered read counts are written to `schema_access_log`.
+    pub access_flush_interval: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -49,6 +53,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             readers: 8,
             busy_timeout: Duration::from_secs(5),
+            access_flush_interval: Duration::from_secs(10),
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct SqliteBackend {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    access: Arc<AccessCounter>,
+    flusher: Arc<Periodic>,
 }
 
 /// Every column of a record, in the order [`record_from_row`] reads them.
@@ -251,11 +258,30 @@ impl SqliteBackend {
             .map_err(|e| {
                 StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
             })?;
+        let access = Arc::new(AccessCounter::default());
+        let flusher = {
+            let (writer, access) = (writer.clone(), access.clone());
+            Periodic::spawn(options.access_flush_interval, move || {
+                let (writer, access) = (writer.clone(), access.clone());
+                async move {
+                    if let Err(e) = flush_access(&writer, &access).await {
+                        tracing::warn!(error = %e, "access-log flush failed; counts dropped");
+                    }
+                }
+            })
+        };
         Ok(SqliteBackend {
             writer,
             reader,
             path,
+            access,
+            flusher: Arc::new(flusher),
         })
+    }
+
+    /// Writes buffered read counts now (a background task does this on a timer).
+    pub async fn flush_access_log(&self) -> StorageResult<()> {
+        flush_access(&self.writer, &self.access).await
     }
 
     /// The database file.
@@ -263,8 +289,12 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// Closes both pools, waiting for in-flight statements.
+    /// Writes buffered read counts, then closes both pools, waiting for in-flight statements.
     pub async fn close(&self) {
+        self.flusher.stop().await;
+        if let Err(e) = self.flush_access_log().await {
+            tracing::warn!(error = %e, "final access-log flush failed");
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -310,6 +340,33 @@ impl SqliteBackend {
             .await?;
         rows.iter().map(summary_from_row).collect()
     }
+}
+
+/// Writes buffered read counts in one transaction. Versions deleted since they were read are
+/// skipped by the `WHERE EXISTS`.
+async fn flush_access(writer: &SqlitePool, access: &AccessCounter) -> StorageResult<()> {
+    let (ids, counts) = access.take();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = to_micros(crate::row::now());
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    for (id, n) in ids.iter().zip(counts) {
+        sqlx::query(
+            "INSERT INTO schema_access_log (schema_id, access_count, last_accessed_at)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM schemas WHERE id = ?1)
+             ON CONFLICT (schema_id) DO UPDATE SET
+                 access_count = access_count + excluded.access_count,
+                 last_accessed_at = excluded.last_accessed_at",
+        )
+        .bind(*id)
+        .bind(n)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One open write transaction, with the statements registration needs.
@@ -541,7 +598,11 @@ impl StorageBackend for SqliteBackend {
             .fetch_optional(&self.reader)
             .await?;
         match row {
-            Some(row) => record_from_row(&row),
+            Some(row) => {
+                let record = record_from_row(&row)?;
+                self.access.record(record.id);
+                Ok(record)
+            }
             None => Err(StorageError::NotFound(NotFound::Subject(subject.clone()))),
         }
     }
@@ -821,8 +882,26 @@ impl StorageBackend for SqliteBackend {
         })
     }
 
+    async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.checksum, s.state,
+                    s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at
+             FROM schema_access_log l JOIN schemas s ON s.id = l.schema_id
+             WHERE s.state <> 'deleted'
+             ORDER BY l.access_count DESC, l.schema_id LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     async fn health(&self) -> StorageResult<()> {
         migrate::check_applied(&migrate::SQLITE, &self.reader).await
+    }
+
+    async fn run_maintenance(&self) -> StorageResult<()> {
+        self.flush_access_log().await
     }
 
     async fn close(&self) {

@@ -998,3 +998,35 @@ pub async fn health_is_ok(b: Backend) {
     b.health().await.expect("healthy");
     assert!(!b.kind().is_empty());
 }
+
+pub async fn popular_lists_the_most_read_first(b: Backend) {
+    let a = b.register(new("pop.a", doc(1))).await.expect("a").record;
+    let c = b.register(new("pop.c", doc(2))).await.expect("c").record;
+    let gone = b
+        .register(new("pop.gone", doc(3)))
+        .await
+        .expect("gone")
+        .record;
+    for _ in 0..5 {
+        b.get_by_id(c.id).await.expect("read c");
+    }
+    for _ in 0..2 {
+        b.get_latest(&a.subject).await.expect("read a");
+    }
+    for _ in 0..9 {
+        b.get_version(&gone.subject, &gone.version)
+            .await
+            .expect("read gone");
+    }
+    b.soft_delete(&gone.subject, &gone.version)
+        .await
+        .expect("delete");
+    b.run_maintenance().await.expect("maintenance");
+    let top = b.popular(10).await.expect("popular");
+    assert_eq!(
+        top.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![c.id, a.id],
+        "most read first, deleted excluded"
+    );
+    assert_eq!(b.popular(1).await.expect("popular").len(), 1);
+}

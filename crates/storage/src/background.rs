@@ -1,0 +1,86 @@
+//! Background work shared by the backends, kept off the request path.
+//!
+//! - [`AccessCounter`]: a read bumps an in-memory counter; a periodic task writes the counters
+//!   in one batched upsert, so a read never waits on an INSERT.
+//! - [`Periodic`]: a task that runs a job on an interval until stopped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use schema_registry_core::SchemaId;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Read counts per schema since the last flush.
+#[derive(Debug, Default)]
+pub(crate) struct AccessCounter {
+    /// A `std` mutex, not Tokio's: it is held for one hash-map update and never across an
+    /// `.await`, so it cannot stall the runtime, and it is cheaper than an async lock.
+    counts: Mutex<HashMap<SchemaId, i64>>,
+}
+
+impl AccessCounter {
+    /// Counts one read of `id`. Never blocks on I/O.
+    pub fn record(&self, id: SchemaId) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+
+    /// Takes the counts accumulated so far, sorted by id: two servers flushing at once then
+    /// lock rows in the same order and cannot deadlock.
+    pub fn take(&self) -> (Vec<SchemaId>, Vec<i64>) {
+        let batch = match self.counts.lock() {
+            Ok(mut counts) => std::mem::take(&mut *counts),
+            Err(_) => HashMap::new(),
+        };
+        let mut rows: Vec<(SchemaId, i64)> = batch.into_iter().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        rows.into_iter().unzip()
+    }
+}
+
+/// A job run every `period` on its own task until [`Periodic::stop`].
+#[derive(Debug)]
+pub(crate) struct Periodic {
+    stop: Arc<Notify>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Periodic {
+    pub fn spawn<F, Fut>(period: Duration, mut job: F) -> Self
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => job().await,
+                    _ = stopped.notified() => return,
+                }
+            }
+        });
+        Periodic {
+            stop,
+            handle: Mutex::new(Some(handle)),
+        }
+    }
+
+    /// Stops the task, waiting for a job in progress to be cancelled.
+    pub async fn stop(&self) {
+        self.stop.notify_one();
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
