@@ -189,3 +189,70 @@ pub async fn assert_error(resp: Response, status: StatusCode, code: &str) {
         "{body}"
     );
 }
+
+/// The real `llm-schema-registry` binary running as a separate process.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `database_url` and `data_dir` on a free port and waits until
+    /// `/health/ready` answers 200.
+    pub async fn spawn(database_url: &str, data_dir: &std::path::Path) -> ServerProcess {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_llm-schema-registry"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--database-url",
+                database_url,
+                "--database-min-connections",
+                "0",
+                "--database-max-connections",
+                "8",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn server binary");
+        let server = ServerProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client
+                .get(format!("{}/health/ready", server.address))
+                .send()
+                .await
+            {
+                if r.status() == StatusCode::OK {
+                    return server;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server process did not become ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, no goodbye.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}

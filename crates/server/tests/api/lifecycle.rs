@@ -135,11 +135,17 @@ fn migrate_subcommand_runs_reports_and_reverts_on_sqlite() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert!(run(&["migrate", "info"]).contains("pending"));
-    assert!(run(&["migrate", "run"]).contains("applied migration 1"));
+    let applied = run(&["migrate", "run"]);
+    assert!(
+        applied.contains("applied migration 1") && applied.contains("applied migration 2"),
+        "{applied}"
+    );
     assert!(run(&["migrate", "run"]).contains("already up to date"));
-    assert!(run(&["migrate", "info"]).contains("applied"));
+    assert!(!run(&["migrate", "info"]).contains("pending"));
+    assert!(run(&["migrate", "revert"]).contains("reverted migration 2"));
     assert!(run(&["migrate", "revert"]).contains("reverted migration 1"));
-    assert!(run(&["migrate", "info"]).contains("pending"));
+    assert!(run(&["migrate", "revert"]).contains("nothing to revert"));
+    assert!(!run(&["migrate", "info"]).contains(" applied "));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod endpoints;
 mod helpers;
 mod lifecycle;
+mod processes;
 
 macro_rules! api_suite {
     ($($check:ident),* $(,)?) => {

@@ -571,7 +571,10 @@ impl StorageBackend for SqliteBackend {
             .fetch_optional(&self.reader)
             .await?;
         match row {
-            Some(row) => record_from_row(&row),
+            Some(row) => {
+                self.access.record(id);
+                record_from_row(&row)
+            }
             None => Err(StorageError::NotFound(NotFound::Schema(id))),
         }
     }
@@ -582,14 +585,16 @@ impl StorageBackend for SqliteBackend {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
         let mut conn = self.reader.acquire().await?;
-        Self::find_version_row(&mut conn, subject, version)
+        let record = Self::find_version_row(&mut conn, subject, version)
             .await?
             .ok_or_else(|| {
                 StorageError::NotFound(NotFound::Version {
                     subject: subject.clone(),
                     version: version.clone(),
                 })
-            })
+            })?;
+        self.access.record(record.id);
+        Ok(record)
     }
 
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
