@@ -17,14 +17,14 @@ use crate::routes::{router, AppState};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     DataDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot open storage: {0}")]
+    #[error("cannot open storage")]
     Storage(#[from] schema_registry_storage::StorageError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -41,10 +41,12 @@ pub struct Application {
 impl Application {
     /// Creates the data directory, opens (and migrates) storage, binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
+        if settings.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+                path: settings.data_dir.display().to_string(),
+                source,
+            })?;
+        }
         let storage =
             schema_registry_storage::open(&settings.database_url, &settings.storage).await?;
         let listener =

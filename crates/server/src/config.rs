@@ -36,7 +36,7 @@ pub mod defaults {
 /// With no subcommand it serves the HTTP API. With no configuration at all it runs on the
 /// embedded SQLite backend in ./data, with no external service.
 #[derive(Debug, Parser)]
-#[command(name = "llm-schema-registry", version, about, long_about = None)]
+#[command(name = "llm-schema-registry", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -73,8 +73,7 @@ pub struct DatabaseArgs {
     /// TOML configuration file; its keys are the long flag names with `_` for `-`.
     #[arg(long, env = "SCHEMA_REGISTRY_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Directory for the embedded database and local object storage; created if missing.
-    /// [default: ./data]
+    /// Directory for the embedded SQLite database; created if missing. [default: ./data]
     #[arg(long, env = "SCHEMA_REGISTRY_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH (embedded) or postgres://USER:PASS@HOST:PORT/DB (production;
@@ -123,13 +122,17 @@ pub struct ServeArgs {
     /// Seconds between batched writes of read counters to schema_access_log (the popular-schema
     /// list used for cache warming).
     /// [default: 10]
-    #[arg(long, env = "ACCESS_LOG_FLUSH_SECS")]
+    #[arg(long, env = "SCHEMA_REGISTRY_ACCESS_LOG_FLUSH_SECS")]
     pub access_log_flush_secs: Option<u64>,
     /// PostgreSQL: seconds between refreshes of the materialized views. [default: 60]
-    #[arg(long, env = "VIEW_REFRESH_SECS")]
+    #[arg(long, env = "SCHEMA_REGISTRY_VIEW_REFRESH_SECS")]
     pub view_refresh_secs: Option<u64>,
+    /// Apply pending migrations at start (`false` when the server's database role may not
+    /// change the schema; run `migrate run` as the owner instead). [default: true]
+    #[arg(long, env = "SCHEMA_REGISTRY_MIGRATE_ON_START")]
+    pub migrate_on_start: Option<bool>,
     /// SQLite: read-only connections. [default: 8]
-    #[arg(long, env = "SQLITE_READERS")]
+    #[arg(long, env = "SCHEMA_REGISTRY_SQLITE_READERS")]
     pub sqlite_readers: Option<u32>,
 }
 
@@ -160,17 +163,18 @@ pub struct FileConfig {
     pub access_log_flush_secs: Option<u64>,
     pub view_refresh_secs: Option<u64>,
     pub sqlite_readers: Option<u32>,
+    pub migrate_on_start: Option<bool>,
 }
 
 /// Why the configuration could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid config file {path}: {source}")]
+    #[error("invalid config file {path}")]
     Parse {
         path: PathBuf,
         source: toml::de::Error,
@@ -268,7 +272,9 @@ impl Settings {
         if max_connections == 0 || min_connections > max_connections {
             return Err(ConfigError::Invalid {
                 name: "database_max_connections",
-                message: format!("need 1 <= min ({min_connections}) <= max ({max_connections})"),
+                message: format!(
+                    "need min ({min_connections}) <= max ({max_connections}) and max >= 1"
+                ),
             });
         }
         let postgres = PostgresOptions {
@@ -293,7 +299,7 @@ impl Settings {
                 .database_read_url
                 .clone()
                 .or(file.database_read_url.clone()),
-            run_migrations: true,
+            run_migrations: pick!(migrate_on_start, true),
             maintenance: MaintenanceOptions {
                 access_flush_interval: secs(
                     "access_log_flush_secs",

@@ -13,32 +13,50 @@ use schema_registry_core::SchemaId;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// Read counts per schema since the last flush.
+/// Read counts and total read latency per schema since the last flush.
 #[derive(Debug, Default)]
 pub(crate) struct AccessCounter {
     /// A `std` mutex, not Tokio's: it is held for one hash-map update and never across an
     /// `.await`, so it cannot stall the runtime, and it is cheaper than an async lock.
-    counts: Mutex<HashMap<SchemaId, i64>>,
+    counts: Mutex<HashMap<SchemaId, (i64, i64)>>,
+}
+
+/// One flush worth of counters, sorted by id: two servers flushing at once then lock rows in
+/// the same order and cannot deadlock.
+#[derive(Debug, Default)]
+pub(crate) struct AccessBatch {
+    pub ids: Vec<SchemaId>,
+    pub counts: Vec<i64>,
+    /// Summed database read time, microseconds.
+    pub latency_us: Vec<i64>,
 }
 
 impl AccessCounter {
-    /// Counts one read of `id`. Never blocks on I/O.
-    pub fn record(&self, id: SchemaId) {
+    /// Counts one read of `id` that took `latency` in the database. Never blocks on I/O.
+    pub fn record(&self, id: SchemaId, latency: std::time::Duration) {
+        let us = i64::try_from(latency.as_micros()).unwrap_or(i64::MAX);
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry(id).or_default() += 1;
+            let entry = counts.entry(id).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.saturating_add(us);
         }
     }
 
-    /// Takes the counts accumulated so far, sorted by id: two servers flushing at once then
-    /// lock rows in the same order and cannot deadlock.
-    pub fn take(&self) -> (Vec<SchemaId>, Vec<i64>) {
-        let batch = match self.counts.lock() {
+    /// Takes the counters accumulated so far.
+    pub fn take(&self) -> AccessBatch {
+        let taken = match self.counts.lock() {
             Ok(mut counts) => std::mem::take(&mut *counts),
             Err(_) => HashMap::new(),
         };
-        let mut rows: Vec<(SchemaId, i64)> = batch.into_iter().collect();
+        let mut rows: Vec<(SchemaId, (i64, i64))> = taken.into_iter().collect();
         rows.sort_unstable_by_key(|(id, _)| *id);
-        rows.into_iter().unzip()
+        let mut batch = AccessBatch::default();
+        for (id, (n, us)) in rows {
+            batch.ids.push(id);
+            batch.counts.push(n);
+            batch.latency_us.push(us);
+        }
+        batch
     }
 }
 

@@ -412,6 +412,13 @@ async fn materialized_views_refresh_in_the_background() {
             .await
             .expect("latest id");
     assert_eq!(latest_id, last.id);
+    let avg_us: i64 =
+        sqlx::query_scalar("SELECT avg_latency_us FROM popular_schemas WHERE schema_id = $1")
+            .bind(last.id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("avg latency");
+    assert!(avg_us > 0, "read latency is recorded");
     conn.close().await.expect("close");
     backend.close().await;
 }

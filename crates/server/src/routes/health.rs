@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::AppState;
 use crate::error::ApiResult;
+use crate::extract::QueryPairs;
 
 /// A health probe that takes longer than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,7 +73,8 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
 }
 
 /// `GET /api/v1/stats`.
-pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&[])?;
     let s = state.storage.statistics().await?;
     Ok(Json(json!({
         "schemas": s.schemas,

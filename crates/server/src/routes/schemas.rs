@@ -84,8 +84,10 @@ pub struct StateRequest {
 pub async fn set_state(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
+    query: QueryPairs,
     ApiJson(body): ApiJson<StateRequest>,
 ) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&[])?;
     let id = parse_id(&id)?;
     let new_state: SchemaState = body.state.parse()?;
     if !new_state.is_settable() {

@@ -110,8 +110,10 @@ impl RegisterRequest {
 pub async fn register(
     State(state): State<AppState>,
     Segments(subject): Segments<String>,
+    query: QueryPairs,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<Response> {
+    query.reject_unknown(&[])?;
     let subject = Subject::parse(subject)?;
     let new = body.into_new_schema(subject, &state)?;
     let storage = state.storage.clone();

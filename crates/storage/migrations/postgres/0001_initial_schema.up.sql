@@ -53,9 +53,10 @@ CREATE UNIQUE INDEX schemas_subject_version_key ON schemas (subject, major, mino
 -- Version listing in precedence order, covering: the listing is an index-only scan.
 CREATE INDEX schemas_subject_version_desc ON schemas
     (subject, major DESC, minor DESC, patch DESC, pre_key DESC) INCLUDE (pre, state, id);
--- `latest` and the subject listing only look at versions that are not deleted.
+-- `latest` and the subject listing only look at versions that are not deleted, in exactly the
+-- order `latest` means (releases before pre-releases, then precedence): one index probe.
 CREATE INDEX schemas_live_subject ON schemas
-    (subject, major DESC, minor DESC, patch DESC, pre_key DESC) INCLUDE (pre, id)
+    (subject, (pre = '') DESC, major DESC, minor DESC, patch DESC, pre_key DESC) INCLUDE (pre, id)
     WHERE state <> 'deleted';
 -- Time-based queries (newest first, audits).
 CREATE INDEX schemas_created_at ON schemas (created_at);

@@ -1,6 +1,7 @@
 -- Search indexes, the access log, the popular_schemas view and planner statistics.
 -- Plain CREATE INDEX (not CONCURRENTLY): migrations run inside a transaction. On a large live
--- table, create the indexes CONCURRENTLY by hand first; these statements then find them.
+-- table, create the indexes below CONCURRENTLY by hand first, with the same names: these
+-- statements say IF NOT EXISTS and leave them as they are.
 
 -- pg_trgm is a trusted extension (PostgreSQL 13+): the database owner may create it.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -8,21 +9,21 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 -- Full-text search over subject (weight A), description (B) and schema text (C). The 'simple'
 -- configuration: no stemming and no stop words, because schema text is identifiers, not prose.
 -- Only the first 256 KiB of a document is indexed (tsvector's own limit is 1 MiB).
-ALTER TABLE schemas ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+ALTER TABLE schemas ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (
     setweight(to_tsvector('simple'::regconfig, subject), 'A') ||
     setweight(to_tsvector('simple'::regconfig, coalesce(description, '')), 'B') ||
     setweight(to_tsvector('simple'::regconfig, left(coalesce(content_text, ''), 262144)), 'C')
 ) STORED;
-CREATE INDEX schemas_search_vector ON schemas USING gin (search_vector);
+CREATE INDEX IF NOT EXISTS schemas_search_vector ON schemas USING gin (search_vector);
 
 -- Substring search on subject and description (ILIKE '%q%').
-CREATE INDEX schemas_subject_trgm ON schemas USING gin (subject gin_trgm_ops);
-CREATE INDEX schemas_description_trgm ON schemas USING gin (description gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS schemas_subject_trgm ON schemas USING gin (subject gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS schemas_description_trgm ON schemas USING gin (description gin_trgm_ops);
 
 -- Metadata containment (metadata @> '{"team": "payments"}').
-CREATE INDEX schemas_metadata ON schemas USING gin (metadata jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS schemas_metadata ON schemas USING gin (metadata jsonb_path_ops);
 -- Tag filters (tags @> ARRAY['pii']).
-CREATE INDEX schemas_tags ON schemas USING gin (tags);
+CREATE INDEX IF NOT EXISTS schemas_tags ON schemas USING gin (tags);
 
 -- Read counters, fed in batches by the server (a read never waits on this table).
 CREATE TABLE schema_access_log (
@@ -31,7 +32,7 @@ CREATE TABLE schema_access_log (
     total_latency_us bigint NOT NULL DEFAULT 0 CHECK (total_latency_us >= 0),
     last_accessed_at timestamptz NOT NULL
 );
-CREATE INDEX schema_access_log_count ON schema_access_log (access_count DESC);
+CREATE INDEX IF NOT EXISTS schema_access_log_count ON schema_access_log (access_count DESC);
 
 -- The 1000 most read live versions: the cache-warming source.
 CREATE MATERIALIZED VIEW popular_schemas AS
@@ -45,8 +46,8 @@ JOIN schemas s ON s.id = l.schema_id
 WHERE s.state <> 'deleted'
 ORDER BY l.access_count DESC, l.schema_id
 LIMIT 1000;
-CREATE UNIQUE INDEX popular_schemas_schema_id ON popular_schemas (schema_id);
-CREATE INDEX popular_schemas_access_count ON popular_schemas (access_count DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS popular_schemas_schema_id ON popular_schemas (schema_id);
+CREATE INDEX IF NOT EXISTS popular_schemas_access_count ON popular_schemas (access_count DESC);
 
 -- Subject and state are correlated (a deleted subject has only deleted versions): tell the
 -- planner, so estimates for "live versions of subject X" stay accurate.

@@ -73,8 +73,8 @@ impl Maintenance {
         }
     }
 
-    pub fn record_access(&self, id: SchemaId) {
-        self.counter.record(id);
+    pub fn record_access(&self, id: SchemaId, latency: Duration) {
+        self.counter.record(id, latency);
     }
 
     pub async fn flush(&self) -> StorageResult<()> {
@@ -93,23 +93,25 @@ impl Maintenance {
 }
 
 async fn flush(pool: &PgPool, counter: &AccessCounter) -> StorageResult<()> {
-    let (ids, counts) = counter.take();
-    if ids.is_empty() {
+    let batch = counter.take();
+    if batch.ids.is_empty() {
         return Ok(());
     }
     // The join skips versions deleted since they were read.
     sqlx::query(
         "INSERT INTO schema_access_log (schema_id, access_count, total_latency_us, last_accessed_at)
-         SELECT t.id, t.n, 0, now()
-         FROM unnest($1::uuid[], $2::bigint[]) AS t(id, n)
+         SELECT t.id, t.n, t.us, now()
+         FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS t(id, n, us)
          JOIN schemas s ON s.id = t.id
          ORDER BY t.id
          ON CONFLICT (schema_id) DO UPDATE SET
              access_count = schema_access_log.access_count + excluded.access_count,
+             total_latency_us = schema_access_log.total_latency_us + excluded.total_latency_us,
              last_accessed_at = excluded.last_accessed_at",
     )
-    .bind(&ids)
-    .bind(&counts)
+    .bind(&batch.ids)
+    .bind(&batch.counts)
+    .bind(&batch.latency_us)
     .execute(pool)
     .await?;
     Ok(())

@@ -571,13 +571,14 @@ impl StorageBackend for PostgresBackend {
     }
 
     async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let row = sqlx::query(SELECT_BY_ID)
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
         match row {
             Some(row) => {
-                self.maintenance.record_access(id);
+                self.maintenance.record_access(id, started.elapsed());
                 record_from_row(&row)
             }
             None => Err(StorageError::NotFound(NotFound::Schema(id))),
@@ -589,6 +590,7 @@ impl StorageBackend for PostgresBackend {
         subject: &Subject,
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let record = Self::find_version_row(&self.reader, subject, version)
             .await?
             .ok_or_else(|| {
@@ -597,11 +599,12 @@ impl StorageBackend for PostgresBackend {
                     version: version.clone(),
                 })
             })?;
-        self.maintenance.record_access(record.id);
+        self.maintenance.record_access(record.id, started.elapsed());
         Ok(record)
     }
 
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let row = sqlx::query(SELECT_LATEST)
             .bind(subject.as_str())
             .fetch_optional(&self.reader)
@@ -609,7 +612,7 @@ impl StorageBackend for PostgresBackend {
         match row {
             Some(row) => {
                 let record = record_from_row(&row)?;
-                self.maintenance.record_access(record.id);
+                self.maintenance.record_access(record.id, started.elapsed());
                 Ok(record)
             }
             None => Err(StorageError::NotFound(NotFound::Subject(subject.clone()))),

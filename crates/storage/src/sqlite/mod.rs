@@ -345,22 +345,24 @@ impl SqliteBackend {
 /// Writes buffered read counts in one transaction. Versions deleted since they were read are
 /// skipped by the `WHERE EXISTS`.
 async fn flush_access(writer: &SqlitePool, access: &AccessCounter) -> StorageResult<()> {
-    let (ids, counts) = access.take();
-    if ids.is_empty() {
+    let batch = access.take();
+    if batch.ids.is_empty() {
         return Ok(());
     }
     let now = to_micros(crate::row::now());
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    for (id, n) in ids.iter().zip(counts) {
+    for ((id, n), us) in batch.ids.iter().zip(&batch.counts).zip(&batch.latency_us) {
         sqlx::query(
-            "INSERT INTO schema_access_log (schema_id, access_count, last_accessed_at)
-             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM schemas WHERE id = ?1)
+            "INSERT INTO schema_access_log (schema_id, access_count, total_latency_us, last_accessed_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM schemas WHERE id = ?1)
              ON CONFLICT (schema_id) DO UPDATE SET
                  access_count = access_count + excluded.access_count,
+                 total_latency_us = total_latency_us + excluded.total_latency_us,
                  last_accessed_at = excluded.last_accessed_at",
         )
         .bind(*id)
-        .bind(n)
+        .bind(*n)
+        .bind(*us)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -566,13 +568,14 @@ impl StorageBackend for SqliteBackend {
     }
 
     async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let row = sqlx::query(SELECT_BY_ID)
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
         match row {
             Some(row) => {
-                self.access.record(id);
+                self.access.record(id, started.elapsed());
                 record_from_row(&row)
             }
             None => Err(StorageError::NotFound(NotFound::Schema(id))),
@@ -584,6 +587,7 @@ impl StorageBackend for SqliteBackend {
         subject: &Subject,
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let mut conn = self.reader.acquire().await?;
         let record = Self::find_version_row(&mut conn, subject, version)
             .await?
@@ -593,11 +597,12 @@ impl StorageBackend for SqliteBackend {
                     version: version.clone(),
                 })
             })?;
-        self.access.record(record.id);
+        self.access.record(record.id, started.elapsed());
         Ok(record)
     }
 
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
+        let started = std::time::Instant::now();
         let row = sqlx::query(SELECT_LATEST)
             .bind(subject.as_str())
             .fetch_optional(&self.reader)
@@ -605,7 +610,7 @@ impl StorageBackend for SqliteBackend {
         match row {
             Some(row) => {
                 let record = record_from_row(&row)?;
-                self.access.record(record.id);
+                self.access.record(record.id, started.elapsed());
                 Ok(record)
             }
             None => Err(StorageError::NotFound(NotFound::Subject(subject.clone()))),
