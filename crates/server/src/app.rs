@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use schema_registry_core::Limits;
-use schema_registry_storage::StorageBackend;
+use schema_registry_storage::{CachedBackend, StorageBackend};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -47,8 +47,24 @@ impl Application {
                 source,
             })?;
         }
-        let storage =
+        let database =
             schema_registry_storage::open(&settings.database_url, &settings.storage).await?;
+        let storage: Arc<dyn StorageBackend> = match &settings.cache {
+            None => database,
+            Some(options) => {
+                if options.redis_url.is_none() && database.kind() == "postgres" {
+                    tracing::warn!(
+                        "PostgreSQL without REDIS_URL: the in-process cache is not invalidated by other servers; \
+                         run a single server, or set REDIS_URL"
+                    );
+                }
+                let cached = CachedBackend::new(database, options.clone())?;
+                if settings.warm.enabled {
+                    cached.warm(settings.warm.size, settings.warm.budget).await;
+                }
+                Arc::new(cached)
+            }
+        };
         let listener =
             TcpListener::bind(settings.listen)
                 .await

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use schema_registry_storage::postgres::MaintenanceOptions;
-use schema_registry_storage::{PostgresOptions, SqliteOptions, StorageOptions};
+use schema_registry_storage::{CacheOptions, PostgresOptions, SqliteOptions, StorageOptions};
 
 /// Built-in defaults, in one place (the `--help` texts repeat them).
 pub mod defaults {
@@ -28,6 +28,18 @@ pub mod defaults {
     pub const ACCESS_FLUSH_SECS: u64 = 10;
     pub const VIEW_REFRESH_SECS: u64 = 60;
     pub const SQLITE_READERS: u32 = 8;
+    pub const CACHE_L1_MAX_ENTRIES: u64 = 10_000;
+    pub const CACHE_L1_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    pub const CACHE_L1_TTL_SECS: u64 = 3600;
+    pub const CACHE_L1_TTI_SECS: u64 = 1800;
+    pub const CACHE_L2_TTL_SECS: u64 = 3600;
+    pub const CACHE_L2_TIMEOUT_MS: u64 = 250;
+    pub const CACHE_KEY_PREFIX: &str = "schema-registry";
+    pub const CACHE_BREAKER_THRESHOLD: u32 = 3;
+    pub const CACHE_BREAKER_COOLDOWN_SECS: u64 = 5;
+    pub const CACHE_DEGRADED_MAX_AGE_SECS: u64 = 5;
+    pub const CACHE_WARM_SIZE: u32 = 100;
+    pub const CACHE_WARM_BUDGET_MS: u64 = 2000;
 }
 
 /// LLM Schema Registry: stores, versions and serves the schemas of prompts, structured outputs,
@@ -47,7 +59,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply, inspect or revert database migrations.
     Migrate {
         #[command(subcommand)]
@@ -131,6 +143,51 @@ pub struct ServeArgs {
     /// change the schema; run `migrate run` as the owner instead). [default: true]
     #[arg(long, env = "SCHEMA_REGISTRY_MIGRATE_ON_START")]
     pub migrate_on_start: Option<bool>,
+    /// Redis URL for the shared L2 cache and cross-server invalidation:
+    /// redis://[:PASSWORD@]HOST:PORT[/DB], or rediss://... for TLS. Without it the server runs
+    /// with the in-process L1 cache only (exact for a single server). [default: none]
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// L1 (in-process) cache: most entries; 0 disables the cache. [default: 10000]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_ENTRIES")]
+    pub cache_l1_max_entries: Option<u64>,
+    /// L1 cache: most bytes of schema content held. [default: 268435456]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_BYTES")]
+    pub cache_l1_max_bytes: Option<u64>,
+    /// L1 cache: seconds an entry lives. [default: 3600]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_TTL_SECS")]
+    pub cache_l1_ttl_secs: Option<u64>,
+    /// L1 cache: seconds an unread entry lives. [default: 1800]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_TTI_SECS")]
+    pub cache_l1_tti_secs: Option<u64>,
+    /// L2 (Redis) cache: seconds an entry lives. [default: 3600]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L2_TTL_SECS")]
+    pub cache_l2_ttl_secs: Option<u64>,
+    /// L2 cache: milliseconds a Redis call may take before it counts as a failure. [default: 250]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L2_TIMEOUT_MS")]
+    pub cache_l2_timeout_ms: Option<u64>,
+    /// L2 cache: prefix of every Redis key and of the invalidation channel. [default: schema-registry]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_KEY_PREFIX")]
+    pub cache_key_prefix: Option<String>,
+    /// L2 cache: consecutive Redis failures that open the circuit breaker. [default: 3]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_BREAKER_THRESHOLD")]
+    pub cache_breaker_threshold: Option<u32>,
+    /// L2 cache: seconds the breaker stays open before Redis is tried again. [default: 5]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_BREAKER_COOLDOWN_SECS")]
+    pub cache_breaker_cooldown_secs: Option<u64>,
+    /// While Redis (and so cross-server invalidation) is unreachable, L1 entries older than this
+    /// many seconds are not served. [default: 5]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_DEGRADED_MAX_AGE_SECS")]
+    pub cache_degraded_max_age_secs: Option<u64>,
+    /// Load the most read schemas into the cache at start. [default: true]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_WARM_ON_STARTUP")]
+    pub cache_warm_on_startup: Option<bool>,
+    /// How many of the most read schemas warming loads. [default: 100]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_WARM_SIZE")]
+    pub cache_warm_size: Option<u32>,
+    /// Milliseconds warming may delay readiness. [default: 2000]
+    #[arg(long, env = "SCHEMA_REGISTRY_CACHE_WARM_BUDGET_MS")]
+    pub cache_warm_budget_ms: Option<u64>,
     /// SQLite: read-only connections. [default: 8]
     #[arg(long, env = "SCHEMA_REGISTRY_SQLITE_READERS")]
     pub sqlite_readers: Option<u32>,
@@ -164,6 +221,20 @@ pub struct FileConfig {
     pub view_refresh_secs: Option<u64>,
     pub sqlite_readers: Option<u32>,
     pub migrate_on_start: Option<bool>,
+    pub redis_url: Option<String>,
+    pub cache_l1_max_entries: Option<u64>,
+    pub cache_l1_max_bytes: Option<u64>,
+    pub cache_l1_ttl_secs: Option<u64>,
+    pub cache_l1_tti_secs: Option<u64>,
+    pub cache_l2_ttl_secs: Option<u64>,
+    pub cache_l2_timeout_ms: Option<u64>,
+    pub cache_key_prefix: Option<String>,
+    pub cache_breaker_threshold: Option<u32>,
+    pub cache_breaker_cooldown_secs: Option<u64>,
+    pub cache_degraded_max_age_secs: Option<u64>,
+    pub cache_warm_on_startup: Option<bool>,
+    pub cache_warm_size: Option<u32>,
+    pub cache_warm_budget_ms: Option<u64>,
 }
 
 /// Why the configuration could not be assembled.
@@ -193,6 +264,17 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub storage: StorageOptions,
+    /// `None`: no cache at all (`cache_l1_max_entries = 0`).
+    pub cache: Option<CacheOptions>,
+    pub warm: WarmSettings,
+}
+
+/// Cache warming at start.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmSettings {
+    pub enabled: bool,
+    pub size: u32,
+    pub budget: Duration,
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
@@ -316,7 +398,76 @@ impl Settings {
             access_flush_interval: postgres.maintenance.access_flush_interval,
             ..SqliteOptions::default()
         };
+        let millis = |name: &'static str, n: u64| -> Result<Duration, ConfigError> {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be at least 1 millisecond".into(),
+                });
+            }
+            Ok(Duration::from_millis(n))
+        };
+        let l1_entries = pick!(cache_l1_max_entries, defaults::CACHE_L1_MAX_ENTRIES);
+        let cache = if l1_entries == 0 {
+            None
+        } else {
+            Some(CacheOptions {
+                l1_max_entries: l1_entries,
+                l1_max_bytes: pick!(cache_l1_max_bytes, defaults::CACHE_L1_MAX_BYTES).max(1),
+                l1_ttl: secs(
+                    "cache_l1_ttl_secs",
+                    pick!(cache_l1_ttl_secs, defaults::CACHE_L1_TTL_SECS),
+                )?,
+                l1_tti: secs(
+                    "cache_l1_tti_secs",
+                    pick!(cache_l1_tti_secs, defaults::CACHE_L1_TTI_SECS),
+                )?,
+                redis_url: args
+                    .redis_url
+                    .clone()
+                    .or(file.redis_url.clone())
+                    .filter(|u| !u.is_empty()),
+                l2_ttl: secs(
+                    "cache_l2_ttl_secs",
+                    pick!(cache_l2_ttl_secs, defaults::CACHE_L2_TTL_SECS),
+                )?,
+                l2_timeout: millis(
+                    "cache_l2_timeout_ms",
+                    pick!(cache_l2_timeout_ms, defaults::CACHE_L2_TIMEOUT_MS),
+                )?,
+                key_prefix: pick!(cache_key_prefix, defaults::CACHE_KEY_PREFIX.to_string()),
+                breaker_threshold: pick!(
+                    cache_breaker_threshold,
+                    defaults::CACHE_BREAKER_THRESHOLD
+                )
+                .max(1),
+                breaker_cooldown: secs(
+                    "cache_breaker_cooldown_secs",
+                    pick!(
+                        cache_breaker_cooldown_secs,
+                        defaults::CACHE_BREAKER_COOLDOWN_SECS
+                    ),
+                )?,
+                degraded_max_age: secs(
+                    "cache_degraded_max_age_secs",
+                    pick!(
+                        cache_degraded_max_age_secs,
+                        defaults::CACHE_DEGRADED_MAX_AGE_SECS
+                    ),
+                )?,
+            })
+        };
+        let warm = WarmSettings {
+            enabled: pick!(cache_warm_on_startup, true),
+            size: pick!(cache_warm_size, defaults::CACHE_WARM_SIZE),
+            budget: millis(
+                "cache_warm_budget_ms",
+                pick!(cache_warm_budget_ms, defaults::CACHE_WARM_BUDGET_MS),
+            )?,
+        };
         Ok(Settings {
+            cache,
+            warm,
             listen: pick!(
                 listen,
                 defaults::LISTEN.parse().map_err(|_| ConfigError::Invalid {

@@ -112,6 +112,32 @@ pub struct StorageStats {
     pub bytes: u64,
 }
 
+/// Counters of the cache tier, as `/api/v1/stats` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct CacheStats {
+    pub l1_hits: u64,
+    pub l2_hits: u64,
+    pub misses: u64,
+    /// (l1_hits + l2_hits) / lookups; 0 before the first lookup.
+    pub hit_rate: f64,
+    pub l1_entries: u64,
+    /// L1 entries removed for size or age.
+    pub evictions: u64,
+    pub l2_errors: u64,
+    /// `up`, `degraded` or `disabled`.
+    pub l2_state: &'static str,
+}
+
+/// One tier's health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierHealth {
+    pub name: &'static str,
+    /// `up`, `degraded`, `disabled` or `down`.
+    pub status: &'static str,
+    /// Tier-specific details (entry counts, errors).
+    pub detail: Value,
+}
+
 /// The storage operations the registry is built on.
 ///
 /// # Contract (checked for every backend by the conformance suite in `tests/`)
@@ -172,8 +198,9 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord>;
 
-    /// Soft-deletes every version of a subject; returns the versions it deleted.
-    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaVersion>>;
+    /// Soft-deletes every version of a subject; returns the versions it deleted (as they are
+    /// now), in ascending version order.
+    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>>;
 
     /// Removes a soft-deleted version for good. A conflict unless it was soft-deleted first, or
     /// while a version that is not deleted references it. Returns the removed record.
@@ -204,6 +231,21 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Checks the backend is reachable and its migrations are applied.
     async fn health(&self) -> StorageResult<()>;
+
+    /// Counts a read served without asking this backend (a cache hit), so that `popular` still
+    /// reflects what clients read. Must not block.
+    fn note_access(&self, _id: SchemaId, _latency: std::time::Duration) {}
+
+    /// Cache statistics, when this is (or wraps) a cache.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
+
+    /// The state of each tier besides the database (cache tiers, object storage), for health
+    /// reports.
+    fn tiers(&self) -> Vec<TierHealth> {
+        Vec::new()
+    }
 
     /// Runs the periodic background work now: writes buffered read counts and refreshes derived
     /// views. Background tasks do this on timers; tests and operators call it to not wait.

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`backend`]: the trait, its query and result types. Start here.
 //! - [`error`]: [`StorageError`], the one error vocabulary every backend translates into.
+//! - [`cache`]: the multi-tier cache (L1 in-process, L2 Redis) as a wrapper around any backend.
 //! - [`sqlite`]: the embedded default backend (one file, no external service).
 //! - [`postgres`]: the production backend.
 //! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
@@ -16,6 +17,7 @@
 
 pub mod backend;
 mod background;
+pub mod cache;
 pub mod error;
 pub mod migrate;
 pub mod open;
@@ -27,9 +29,10 @@ pub mod sqlite;
 pub mod testing;
 
 pub use backend::{
-    Page, Registered, SearchQuery, StorageBackend, StorageStats, SubjectQuery, SubjectSummary,
-    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    CacheStats, Page, Registered, SearchQuery, StorageBackend, StorageStats, SubjectQuery,
+    SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
+pub use cache::{CacheOptions, CachedBackend};
 pub use error::{ConflictReason, NotFound, StorageError, StorageResult};
 pub use open::{open, StorageOptions};
 pub use postgres::{PostgresBackend, PostgresOptions};

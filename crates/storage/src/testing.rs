@@ -35,6 +35,21 @@ pub fn postgres_url() -> String {
     }
 }
 
+/// The Redis URL tests use (`REDIS_URL`). Panics with instructions when it is missing.
+pub fn redis_url() -> String {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if url.starts_with("redis") => url,
+        _ => panic!(
+            "this test needs Redis: set REDIS_URL=redis://... or run the tests through scripts/test.sh, which starts a throwaway server"
+        ),
+    }
+}
+
+/// A key prefix no other test uses, so tests can share one Redis.
+pub fn unique_prefix() -> String {
+    format!("sr-test-{}", uuid::Uuid::now_v7().simple())
+}
+
 fn with_database(url: &str, database: &str) -> String {
     let mut base =
         url::Url::parse(url).unwrap_or_else(|e| panic!("invalid {DATABASE_URL_VAR}: {e}"));
@@ -336,6 +351,100 @@ impl Drop for PrivateCluster {
         let _ = cmd
             .args(["-D", &data, "-m", "immediate", "-w", "stop"])
             .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis server of the test's own, which it may kill and restart on the same port. Uses the
+/// `redis-server` named by `REDIS_SERVER_BIN` (`scripts/test.sh` sets it) or found on `PATH`.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    port: u16,
+    password: Option<String>,
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateRedis {
+    pub fn start(password: Option<&str>) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "sr-private-redis-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = PrivateRedis {
+            port: free_port(),
+            password: password.map(str::to_string),
+            child: None,
+            dir,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    pub fn restart(&mut self) {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&self.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        self.child = Some(cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "this test needs redis-server ({bin}): {e}; run the tests through scripts/test.sh"
+            )
+        }));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the server vanishes mid-conversation.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The URL with no password, or a wrong one.
+    pub fn url_with_password(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

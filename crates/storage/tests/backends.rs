@@ -1,13 +1,15 @@
 //! Runs the conformance suite (`suite/`) against every backend: one named test per check per
-//! backend, so a failure names both.
+//! backend, so a failure names both. The cache wrapper runs the same suite: over SQLite with L1
+//! only, and over PostgreSQL with L1 and a real Redis as L2.
 
 mod suite;
 
 use std::sync::Arc;
 
-use schema_registry_storage::testing::TestDatabase;
+use schema_registry_storage::testing::{redis_url, unique_prefix, TestDatabase};
 use schema_registry_storage::{
-    PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend,
+    CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
+    StorageBackend,
 };
 
 /// A backend and what must outlive it.
@@ -48,6 +50,31 @@ async fn postgres() -> Fixture {
     }
 }
 
+/// SQLite behind the L1 cache (no Redis).
+async fn cached_sqlite() -> Fixture {
+    let f = sqlite().await;
+    let cached = CachedBackend::new(f.backend, CacheOptions::default()).expect("cache");
+    Fixture {
+        backend: Arc::new(cached),
+        _guard: f._guard,
+    }
+}
+
+/// PostgreSQL behind L1 and L2 (the test Redis, under a prefix of its own).
+async fn cached_postgres_redis() -> Fixture {
+    let f = postgres().await;
+    let options = CacheOptions {
+        redis_url: Some(redis_url()),
+        key_prefix: unique_prefix(),
+        ..CacheOptions::default()
+    };
+    let cached = CachedBackend::new(f.backend, options).expect("cache");
+    Fixture {
+        backend: Arc::new(cached),
+        _guard: f._guard,
+    }
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -64,6 +91,24 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let f = super::postgres().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+        mod cached_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::cached_sqlite().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+        mod cached_postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::cached_postgres_redis().await;
                     super::suite::$check(f.backend.clone()).await;
                 }
             )*

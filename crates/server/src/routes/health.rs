@@ -61,27 +61,44 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
             )
         }
     };
-    let overall = if status == StatusCode::OK {
-        "ok"
-    } else {
-        "unavailable"
+    let mut tiers = serde_json::Map::new();
+    tiers.insert("database".into(), database);
+    let mut degraded = false;
+    for tier in state.storage.tiers() {
+        degraded |= tier.status == "degraded" || tier.status == "down";
+        let mut detail = tier.detail;
+        if let Value::Object(d) = &mut detail {
+            d.insert("status".into(), Value::String(tier.status.into()));
+        }
+        tiers.insert(tier.name.into(), detail);
+    }
+    // Only the database decides the status code: a degraded cache slows requests, it does not
+    // fail them.
+    let overall = match (status == StatusCode::OK, degraded) {
+        (false, _) => "unavailable",
+        (true, true) => "degraded",
+        (true, false) => "ok",
     };
-    (
-        status,
-        Json(json!({"status": overall, "tiers": {"database": database}})),
-    )
+    (status, Json(json!({"status": overall, "tiers": tiers})))
 }
 
 /// `GET /api/v1/stats`.
 pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     query.reject_unknown(&[])?;
     let s = state.storage.statistics().await?;
-    Ok(Json(json!({
+    let mut body = json!({
         "schemas": s.schemas,
         "subjects": s.subjects,
         "active": s.active,
         "deprecated": s.deprecated,
         "deleted": s.deleted,
         "bytes": s.bytes,
-    })))
+    });
+    if let (Some(cache), Value::Object(map)) = (state.storage.cache_stats(), &mut body) {
+        map.insert(
+            "cache".into(),
+            serde_json::to_value(cache).map_err(crate::error::ApiError::internal)?,
+        );
+    }
+    Ok(Json(body))
 }

@@ -222,13 +222,14 @@ pub async fn delete_subject(
     let subject = Subject::parse(subject)?;
     let storage = state.storage.clone();
     let name = subject.clone();
-    let versions = complete(async move {
+    let deleted = complete(async move {
         storage
             .soft_delete_subject(&name)
             .await
             .map_err(ApiError::from)
     })
     .await?;
+    let versions: Vec<_> = deleted.into_iter().map(|r| r.version).collect();
     Ok(Json(
         json!({ "subject": subject, "deleted_versions": versions }),
     ))

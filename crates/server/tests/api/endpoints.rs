@@ -198,7 +198,7 @@ pub async fn bad_input_is_rejected_and_changes_nothing(app: &TestApp) {
         .created("keep", json!({"schema": {"type": "string"}, "tags": ["t"]}))
         .await;
     let id = original["id"].as_str().expect("id").to_string();
-    let stats_before = app.stats().await;
+    let stats_before = app.data_stats().await;
     let post = |subject: &str| format!("/api/v1/subjects/{}/versions", encode(subject));
     let raw = |path: String, ctype: &'static str, body: &'static str| {
         let req = app
@@ -586,7 +586,7 @@ pub async fn bad_input_is_rejected_and_changes_nothing(app: &TestApp) {
     .await;
 
     assert_eq!(
-        app.stats().await,
+        app.data_stats().await,
         stats_before,
         "no bad request changed anything"
     );
@@ -867,11 +867,41 @@ pub async fn health_and_stats(app: &TestApp) {
         .is_some());
     app.created("x", json!({"schema": {"a": 1}})).await;
     app.created("x", json!({"schema": {"a": 2}})).await;
-    let stats = app.stats().await;
+    let mut stats = app.stats().await;
+    let cache = stats
+        .as_object_mut()
+        .and_then(|m| m.remove("cache"))
+        .expect("cache section");
     assert_eq!(
         stats,
         json!({"schemas": 2, "subjects": 1, "active": 2, "deprecated": 0, "deleted": 0, "bytes": 14})
     );
+    for key in [
+        "l1_hits",
+        "l2_hits",
+        "misses",
+        "hit_rate",
+        "l1_entries",
+        "evictions",
+        "l2_errors",
+        "l2_state",
+    ] {
+        assert!(cache.get(key).is_some(), "cache.{key} in {cache}");
+    }
+    // Read the same version three times: one miss, then hits.
+    let before = cache["l1_hits"].as_u64().expect("n") + cache["l2_hits"].as_u64().expect("n");
+    for _ in 0..3 {
+        app.get_json("/api/v1/subjects/x/versions/1.1.0").await;
+    }
+    let after = app.stats().await["cache"].clone();
+    assert!(
+        after["l1_hits"].as_u64().expect("n") + after["l2_hits"].as_u64().expect("n") >= before + 2,
+        "{after}"
+    );
+    assert!(after["hit_rate"].as_f64().expect("rate") > 0.0);
+    let (_, health) = app.get_json("/health/storage").await;
+    assert_eq!(health["tiers"]["l1"]["status"], "up");
+    assert!(health["tiers"]["l2"]["status"].is_string());
 }
 
 pub async fn concurrent_writers_get_distinct_versions(app: &TestApp) {

@@ -13,8 +13,12 @@ use tokio::task::JoinHandle;
 /// Which backend a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite with the in-process L1 cache.
     Sqlite,
+    /// PostgreSQL with L1 only.
     Postgres,
+    /// PostgreSQL with L1 and the test Redis as L2 (under a key prefix of its own).
+    PostgresRedis,
 }
 
 pub struct TestApp {
@@ -33,10 +37,18 @@ impl TestApp {
         let data_dir = dir.path().join("data");
         let db = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(TestDatabase::create().await),
+            Backend::Postgres | Backend::PostgresRedis => Some(TestDatabase::create().await),
         };
         let database_url = db.as_ref().map(|d| d.url().to_string());
-        let mut app = Self::start(data_dir, database_url, |_| {}).await;
+        let mut app = Self::start(data_dir, database_url, |s| {
+            if backend == Backend::PostgresRedis {
+                if let Some(cache) = s.cache.as_mut() {
+                    cache.redis_url = Some(schema_registry_storage::testing::redis_url());
+                    cache.key_prefix = schema_registry_storage::testing::unique_prefix();
+                }
+            }
+        })
+        .await;
         app._dir = Some(dir);
         app._db = db;
         app
@@ -135,6 +147,15 @@ impl TestApp {
         json_of(self.get(path).await).await
     }
 
+    /// `/api/v1/stats` without the `cache` section (counters that reads move).
+    pub async fn data_stats(&self) -> Value {
+        let mut stats = self.stats().await;
+        if let Some(m) = stats.as_object_mut() {
+            m.remove("cache");
+        }
+        stats
+    }
+
     pub async fn stats(&self) -> Value {
         let (status, body) = self.get_json("/api/v1/stats").await;
         assert_eq!(status, StatusCode::OK);
@@ -200,6 +221,16 @@ impl ServerProcess {
     /// Starts the binary with `database_url` and `data_dir` on a free port and waits until
     /// `/health/ready` answers 200.
     pub async fn spawn(database_url: &str, data_dir: &std::path::Path) -> ServerProcess {
+        Self::spawn_with(database_url, data_dir, None).await
+    }
+
+    /// As [`ServerProcess::spawn`], with Redis as L2 under `prefix` when given (`Some((url,
+    /// prefix))`); without, the process gets no Redis even if the environment names one.
+    pub async fn spawn_with(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        redis: Option<(&str, &str)>,
+    ) -> ServerProcess {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr").port()
@@ -216,6 +247,19 @@ impl ServerProcess {
                 "--database-max-connections",
                 "8",
             ])
+            .args(
+                redis
+                    .map(|(url, prefix)| {
+                        vec![
+                            "--redis-url".to_string(),
+                            url.to_string(),
+                            "--cache-key-prefix".to_string(),
+                            prefix.to_string(),
+                        ]
+                    })
+                    .unwrap_or_default(),
+            )
+            .env_remove("REDIS_URL")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

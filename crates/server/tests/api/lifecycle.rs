@@ -23,12 +23,12 @@ async fn sqlite_data_directory_survives_a_restart() {
         )
         .await;
     app.delete("/api/v1/subjects/persist/versions/1.1.0").await;
-    let stats = app.stats().await;
+    let stats = app.data_stats().await;
     app.stop().await;
     assert!(data_dir.join("registry.db").exists());
 
     let again = TestApp::start(data_dir, None, |_| {}).await;
-    assert_eq!(again.stats().await, stats);
+    assert_eq!(again.data_stats().await, stats);
     let (status, rec) = again
         .get_json(&format!(
             "/api/v1/schemas/{}",

@@ -1,6 +1,7 @@
 //! HTTP API tests: the real server on a free port, a fresh database per test, every check run
-//! against both backends (SQLite and PostgreSQL).
+//! against SQLite (with the L1 cache), PostgreSQL (L1) and PostgreSQL with Redis as L2.
 
+mod cache;
 mod endpoints;
 mod helpers;
 mod lifecycle;
@@ -13,6 +14,15 @@ macro_rules! api_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+                    crate::endpoints::$check(&app).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::PostgresRedis).await;
                     crate::endpoints::$check(&app).await;
                 }
             )*

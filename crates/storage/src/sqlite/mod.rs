@@ -787,14 +787,15 @@ impl StorageBackend for SqliteBackend {
         Ok(record)
     }
 
-    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaVersion>> {
+    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
         let mut tx = self.begin_write().await?;
         let now = to_micros(crate::row::now());
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "UPDATE schemas SET state = 'deleted', deleted_at = ?2, updated_at = ?2
              WHERE subject = ?1 AND state <> 'deleted'
-             RETURNING major, minor, patch, pre",
-        )
+             RETURNING ",
+            record_columns!()
+        ))
         .bind(subject.as_str())
         .bind(now)
         .fetch_all(&mut *tx)
@@ -802,13 +803,13 @@ impl StorageBackend for SqliteBackend {
         if rows.is_empty() {
             return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
         }
-        let mut versions = rows
+        let mut records = rows
             .iter()
-            .map(version_from_row)
+            .map(record_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
         tx.commit().await?;
-        versions.sort();
-        Ok(versions)
+        records.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(records)
     }
 
     async fn hard_delete(
@@ -908,6 +909,10 @@ impl StorageBackend for SqliteBackend {
 
     async fn health(&self) -> StorageResult<()> {
         migrate::check_applied(&migrate::SQLITE, &self.reader).await
+    }
+
+    fn note_access(&self, id: SchemaId, latency: Duration) {
+        self.access.record(id, latency);
     }
 
     async fn run_maintenance(&self) -> StorageResult<()> {

@@ -610,7 +610,14 @@ pub async fn delete_subject_deletes_every_version(b: Backend) {
         .soft_delete_subject(&subject("gone"))
         .await
         .expect("delete");
-    assert_eq!(deleted, vec![v("1.0.0"), v("1.1.0"), v("1.2.0")]);
+    assert_eq!(
+        deleted
+            .iter()
+            .map(|r| r.version.clone())
+            .collect::<Vec<_>>(),
+        vec![v("1.0.0"), v("1.1.0"), v("1.2.0")]
+    );
+    assert!(deleted.iter().all(|r| r.state == SchemaState::Deleted));
     assert!(matches!(
         b.soft_delete_subject(&subject("gone")).await,
         Err(StorageError::NotFound(_))

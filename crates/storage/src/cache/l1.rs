@@ -1,0 +1,157 @@
+//! L1: the in-process cache (moka), bounded by entry count, by content bytes and by time.
+//!
+//! **Two bounds with one weigher.** moka has a single capacity; each entry weighs
+//! `max(content bytes, byte_budget / max_entries)`, so the cache holds at most `max_entries`
+//! entries *and* at most `byte_budget` bytes of content, whichever binds first.
+//!
+//! **Fill guard.** Epochs live in 4096 striped atomic counters (a stripe per hash of the epoch
+//! key). A reader notes its stripe before going to L2 or the database; [`L1::fill`] inserts only
+//! if the stripe has not moved, and re-checks after inserting (an invalidation that slipped in
+//! between removes the entry again). A collision between two keys on one stripe only costs a
+//! skipped fill, never a stale entry.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use schema_registry_core::SchemaRecord;
+
+use super::keys::{CacheKey, EpochKey};
+
+const STRIPES: usize = 4096;
+
+/// A cached record and when it was stored (to bound staleness while invalidations may be
+/// missed: see [`L1::get`]).
+#[derive(Debug)]
+pub struct Entry {
+    pub record: SchemaRecord,
+    pub stored: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct L1Options {
+    pub max_entries: u64,
+    pub byte_budget: u64,
+    pub ttl: Duration,
+    pub tti: Duration,
+}
+
+pub struct L1 {
+    cache: Cache<CacheKey, Arc<Entry>>,
+    stripes: Box<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+    evictions: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for L1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl L1 {
+    pub fn new(options: &L1Options) -> Self {
+        let min_weight = (options.byte_budget / options.max_entries.max(1)).max(1);
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counted = evictions.clone();
+        let cache = Cache::builder()
+            .max_capacity(options.byte_budget.max(1))
+            .weigher(move |_k: &CacheKey, v: &Arc<Entry>| -> u32 {
+                let w = v.record.size_bytes().max(min_weight);
+                u32::try_from(w).unwrap_or(u32::MAX)
+            })
+            .time_to_live(options.ttl)
+            .time_to_idle(options.tti)
+            .eviction_listener(move |_k, _v, cause| {
+                if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        let stripes = (0..STRIPES)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        L1 {
+            cache,
+            stripes,
+            hasher: Default::default(),
+            evictions,
+        }
+    }
+
+    fn stripe(&self, epoch: &EpochKey) -> &AtomicU64 {
+        let mut h = self.hasher.build_hasher();
+        epoch.hash(&mut h);
+        let i = usize::try_from(std::hash::Hasher::finish(&h) % STRIPES as u64).unwrap_or(0);
+        &self.stripes[i]
+    }
+
+    /// The stripe value to pass to [`L1::fill`] later.
+    pub fn epoch(&self, key: &CacheKey) -> u64 {
+        self.stripe(&key.epoch()).load(Ordering::Acquire)
+    }
+
+    /// A hit, unless the entry is older than `max_age` (used while invalidations from other
+    /// servers may be missed).
+    pub async fn get(&self, key: &CacheKey, max_age: Option<Duration>) -> Option<Arc<Entry>> {
+        let entry = self.cache.get(key).await?;
+        match max_age {
+            Some(age) if entry.stored.elapsed() > age => None,
+            _ => Some(entry),
+        }
+    }
+
+    /// Stores `record` under `key` unless an invalidation touched the key's epoch since
+    /// `epoch` was read.
+    pub async fn fill(&self, key: CacheKey, record: SchemaRecord, epoch: u64) {
+        let stripe = self.stripe(&key.epoch());
+        if stripe.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let entry = Arc::new(Entry {
+            record,
+            stored: Instant::now(),
+        });
+        self.cache.insert(key.clone(), entry).await;
+        if stripe.load(Ordering::Acquire) != epoch {
+            self.cache.invalidate(&key).await;
+        }
+    }
+
+    /// Bumps the epochs first, then drops the keys (the order [`L1::fill`] relies on).
+    pub async fn invalidate(&self, keys: &[CacheKey], epochs: &[EpochKey]) {
+        for e in epochs {
+            self.stripe(e).fetch_add(1, Ordering::AcqRel);
+        }
+        for k in keys {
+            self.cache.invalidate(k).await;
+        }
+    }
+
+    /// Drops everything (only when invalidations may have been lost).
+    pub fn clear(&self) {
+        for s in self.stripes.iter() {
+            s.fetch_add(1, Ordering::AcqRel);
+        }
+        self.cache.invalidate_all();
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Runs moka's pending maintenance (tests and statistics want exact counts).
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
