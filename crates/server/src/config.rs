@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use schema_registry_storage::objects::{ObjectBackend, ObjectOptions, S3Options};
 use schema_registry_storage::postgres::MaintenanceOptions;
 use schema_registry_storage::{CacheOptions, PostgresOptions, SqliteOptions, StorageOptions};
 
@@ -40,6 +41,12 @@ pub mod defaults {
     pub const CACHE_DEGRADED_MAX_AGE_SECS: u64 = 5;
     pub const CACHE_WARM_SIZE: u32 = 100;
     pub const CACHE_WARM_BUDGET_MS: u64 = 2000;
+    pub const OBJECT_THRESHOLD_BYTES: u64 = 1024 * 1024;
+    pub const S3_REGION: &str = "us-east-1";
+    pub const OBJECT_PREFIX: &str = "schemas";
+    pub const OBJECT_TIMEOUT_MS: u64 = 10_000;
+    pub const OBJECT_RECONCILE_SECS: u64 = 30;
+    pub const CONTENT_URL_MAX_EXPIRY_SECS: u64 = 3600;
 }
 
 /// LLM Schema Registry: stores, versions and serves the schemas of prompts, structured outputs,
@@ -188,6 +195,59 @@ pub struct ServeArgs {
     /// Milliseconds warming may delay readiness. [default: 2000]
     #[arg(long, env = "SCHEMA_REGISTRY_CACHE_WARM_BUDGET_MS")]
     pub cache_warm_budget_ms: Option<u64>,
+    /// Object tier: content larger than this many bytes is stored in object storage (S3, or the
+    /// object directory) and the row keeps a pointer; 0 keeps everything in the database.
+    /// [default: 1048576]
+    #[arg(long, env = "OBJECT_THRESHOLD_BYTES")]
+    pub object_threshold_bytes: Option<u64>,
+    /// Object tier without S3: the directory for large content. [default: <data-dir>/objects]
+    #[arg(long, env = "SCHEMA_REGISTRY_OBJECT_DIR")]
+    pub object_dir: Option<PathBuf>,
+    /// S3 bucket for large content; setting it selects S3 instead of the object directory.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region. [default: us-east-1]
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 endpoint, for S3-compatible servers (MinIO, s3s-fs): http://HOST:PORT. [default: AWS]
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 path-style requests (ENDPOINT/BUCKET/KEY), which most S3-compatible servers need.
+    /// [default: false]
+    #[arg(long, env = "S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// Allow a plain http:// S3 endpoint. [default: false]
+    #[arg(long, env = "S3_ALLOW_HTTP")]
+    pub s3_allow_http: Option<bool>,
+    /// Key prefix of stored objects (S3 and the object directory). [default: schemas]
+    #[arg(long, env = "S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// S3 server-side encryption: AES256, aws:kms or aws:kms:dsse. [default: the bucket's]
+    #[arg(long, env = "S3_SSE")]
+    pub s3_sse: Option<String>,
+    /// KMS key id for S3_SSE=aws:kms. [default: none]
+    #[arg(long, env = "S3_SSE_KMS_KEY_ID")]
+    pub s3_sse_kms_key_id: Option<String>,
+    /// S3 access key id. [default: none]
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+    /// S3 secret access key. [default: none]
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+    /// S3 session token (temporary credentials). [default: none]
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+    /// Object tier: milliseconds an object-store call may take before the write falls back to
+    /// keeping content inline. [default: 10000]
+    #[arg(long, env = "SCHEMA_REGISTRY_OBJECT_TIMEOUT_MS")]
+    pub object_timeout_ms: Option<u64>,
+    /// Object tier: seconds between moves of inline-kept content to the store after an outage.
+    /// [default: 30]
+    #[arg(long, env = "SCHEMA_REGISTRY_OBJECT_RECONCILE_SECS")]
+    pub object_reconcile_secs: Option<u64>,
+    /// Longest lifetime of a presigned content URL, in seconds. [default: 3600]
+    #[arg(long, env = "SCHEMA_REGISTRY_CONTENT_URL_MAX_EXPIRY_SECS")]
+    pub content_url_max_expiry_secs: Option<u64>,
     /// SQLite: read-only connections. [default: 8]
     #[arg(long, env = "SCHEMA_REGISTRY_SQLITE_READERS")]
     pub sqlite_readers: Option<u32>,
@@ -235,6 +295,22 @@ pub struct FileConfig {
     pub cache_warm_on_startup: Option<bool>,
     pub cache_warm_size: Option<u32>,
     pub cache_warm_budget_ms: Option<u64>,
+    pub object_threshold_bytes: Option<u64>,
+    pub object_dir: Option<PathBuf>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_allow_http: Option<bool>,
+    pub s3_prefix: Option<String>,
+    pub s3_sse: Option<String>,
+    pub s3_sse_kms_key_id: Option<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
+    pub aws_session_token: Option<String>,
+    pub object_timeout_ms: Option<u64>,
+    pub object_reconcile_secs: Option<u64>,
+    pub content_url_max_expiry_secs: Option<u64>,
 }
 
 /// Why the configuration could not be assembled.
@@ -465,6 +541,68 @@ impl Settings {
                 pick!(cache_warm_budget_ms, defaults::CACHE_WARM_BUDGET_MS),
             )?,
         };
+        let objects = {
+            let threshold = pick!(object_threshold_bytes, defaults::OBJECT_THRESHOLD_BYTES);
+            let prefix = pick!(s3_prefix, defaults::OBJECT_PREFIX.to_string());
+            let backend = match args
+                .s3_bucket
+                .clone()
+                .or(file.s3_bucket.clone())
+                .filter(|b| !b.is_empty())
+            {
+                Some(bucket) => ObjectBackend::S3(S3Options {
+                    bucket,
+                    region: pick!(s3_region, defaults::S3_REGION.to_string()),
+                    endpoint: args.s3_endpoint.clone().or(file.s3_endpoint.clone()),
+                    path_style: pick!(s3_path_style, false),
+                    allow_http: pick!(s3_allow_http, false),
+                    sse: args.s3_sse.clone().or(file.s3_sse.clone()),
+                    sse_kms_key_id: args
+                        .s3_sse_kms_key_id
+                        .clone()
+                        .or(file.s3_sse_kms_key_id.clone()),
+                    access_key_id: args
+                        .aws_access_key_id
+                        .clone()
+                        .or(file.aws_access_key_id.clone()),
+                    secret_access_key: args
+                        .aws_secret_access_key
+                        .clone()
+                        .or(file.aws_secret_access_key.clone()),
+                    session_token: args
+                        .aws_session_token
+                        .clone()
+                        .or(file.aws_session_token.clone()),
+                }),
+                None => ObjectBackend::Local {
+                    root: args
+                        .object_dir
+                        .clone()
+                        .or(file.object_dir.clone())
+                        .unwrap_or_else(|| data_dir.join("objects")),
+                },
+            };
+            ObjectOptions {
+                threshold_bytes: threshold,
+                backend,
+                prefix,
+                timeout: millis(
+                    "object_timeout_ms",
+                    pick!(object_timeout_ms, defaults::OBJECT_TIMEOUT_MS),
+                )?,
+                max_presign: secs(
+                    "content_url_max_expiry_secs",
+                    pick!(
+                        content_url_max_expiry_secs,
+                        defaults::CONTENT_URL_MAX_EXPIRY_SECS
+                    ),
+                )?,
+                reconcile_interval: secs(
+                    "object_reconcile_secs",
+                    pick!(object_reconcile_secs, defaults::OBJECT_RECONCILE_SECS),
+                )?,
+            }
+        };
         Ok(Settings {
             cache,
             warm,
@@ -483,7 +621,11 @@ impl Settings {
                 pick!(shutdown_timeout_secs, defaults::SHUTDOWN_TIMEOUT_SECS),
             )?,
             log_format: pick!(log_format, LogFormat::Text),
-            storage: StorageOptions { sqlite, postgres },
+            storage: StorageOptions {
+                sqlite,
+                postgres,
+                objects: Some(objects),
+            },
         })
     }
 

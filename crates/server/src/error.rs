@@ -80,6 +80,14 @@ impl From<StorageError> for ApiError {
                     "the storage backend is unavailable; retry later",
                 )
             }
+            StorageError::Corrupted(cause) => {
+                tracing::error!(error = %cause, "stored content failed its integrity check");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "content_corrupted",
+                    "the stored content of this schema failed its integrity check; it has been logged",
+                )
+            }
             StorageError::Internal(cause) => ApiError::internal(cause),
         }
     }

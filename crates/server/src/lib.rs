@@ -8,6 +8,8 @@
 //! - [`error`]: [`error::ApiError`], the one mapping from errors to status codes and JSON.
 //! - [`extract`]: request extractors whose rejections use the API's error format.
 //! - [`telemetry`]: structured logging.
+//! - [`loadtest`]: a load generator that drives a running server over HTTP
+//!   (`examples/load_test.rs`, the `load-test` subcommand).
 //!
 //! **Invariant:** only this crate knows HTTP and configuration; it never writes SQL.
 
@@ -15,5 +17,6 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod loadtest;
 pub mod routes;
 pub mod telemetry;

@@ -232,6 +232,18 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Checks the backend is reachable and its migrations are applied.
     async fn health(&self) -> StorageResult<()>;
 
+    /// A time-limited URL from which the content of `id` can be fetched directly, when it is held
+    /// in an object store that can sign URLs (S3); `None` when the caller must serve it itself
+    /// (inline content, or a local directory). `expires_in` is capped by the tier's maximum; the
+    /// lifetime granted is returned with the URL.
+    async fn presigned_content_url(
+        &self,
+        _id: SchemaId,
+        _expires_in: std::time::Duration,
+    ) -> StorageResult<Option<(url::Url, std::time::Duration)>> {
+        Ok(None)
+    }
+
     /// Counts a read served without asking this backend (a cache hit), so that `popular` still
     /// reflects what clients read. Must not block.
     fn note_access(&self, _id: SchemaId, _latency: std::time::Duration) {}

@@ -31,6 +31,10 @@ pub enum StorageError {
     /// The backend cannot be reached or is overloaded; retrying later may succeed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Stored content does not match its checksum (or is missing from the object store). Logged
+    /// and reported to the client as `content_corrupted`; never served.
+    #[error("{0}")]
+    Corrupted(String),
     /// A bug or corrupted data. Logged in full, never shown to clients.
     #[error("internal storage error: {0}")]
     Internal(String),

@@ -6,6 +6,7 @@
 //! - [`cache`]: the multi-tier cache (L1 in-process, L2 Redis) as a wrapper around any backend.
 //! - [`sqlite`]: the embedded default backend (one file, no external service).
 //! - [`postgres`]: the production backend.
+//! - [`objects`]: the object-storage tier for large content (S3, or a local directory).
 //! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
 //! - [`open`]: picks and opens a backend from a database URL.
 //! - [`testing`] (feature `test-support`): throwaway PostgreSQL databases for tests.
@@ -20,6 +21,7 @@ mod background;
 pub mod cache;
 pub mod error;
 pub mod migrate;
+pub mod objects;
 pub mod open;
 pub mod postgres;
 mod register;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::migrate::Dialect;
+use crate::objects::{ObjectOptions, ObjectTier};
 use crate::{
     PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend, StorageResult,
 };
@@ -13,12 +14,22 @@ use crate::{
 pub struct StorageOptions {
     pub sqlite: SqliteOptions,
     pub postgres: PostgresOptions,
+    /// The object tier for large content; `None` keeps all content in the database.
+    pub objects: Option<ObjectOptions>,
 }
 
 /// Opens the backend `url` names (`sqlite://...` or `postgres://...`), applying migrations.
 pub async fn open(url: &str, options: &StorageOptions) -> StorageResult<Arc<dyn StorageBackend>> {
+    let objects = match &options.objects {
+        Some(o) => Some(Arc::new(ObjectTier::new(o.clone())?)),
+        None => None,
+    };
     Ok(match Dialect::from_url(url)? {
-        Dialect::Sqlite => Arc::new(SqliteBackend::open(url, &options.sqlite).await?),
-        Dialect::Postgres => Arc::new(PostgresBackend::open(url, &options.postgres).await?),
+        Dialect::Sqlite => {
+            Arc::new(SqliteBackend::open_with_objects(url, &options.sqlite, objects).await?)
+        }
+        Dialect::Postgres => {
+            Arc::new(PostgresBackend::open_with_objects(url, &options.postgres, objects).await?)
+        }
     })
 }

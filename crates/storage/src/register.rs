@@ -12,6 +12,7 @@ use schema_registry_core::{
 };
 use uuid::Uuid;
 
+use crate::objects::{confirm, ObjectTier, Placement};
 use crate::row::now;
 use crate::{Registered, StorageError, StorageResult};
 
@@ -24,6 +25,8 @@ pub(crate) struct InsertRow<'a> {
     pub new_max: &'a SchemaVersion,
     /// Resolved references, in the order given.
     pub depends_on: &'a [SchemaId],
+    /// Where the content goes (see `objects::Placement`).
+    pub placement: &'a Placement,
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
@@ -32,6 +35,9 @@ pub(crate) struct InsertRow<'a> {
 pub(crate) trait WriteTx: Send {
     /// Serialises registrations into `subject` until the transaction ends.
     async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()>;
+    /// Serialises writers of one object-store key (registration vs permanent delete) until the
+    /// transaction ends.
+    async fn lock_content(&mut self, key: &str) -> StorageResult<()>;
     /// The highest non-deleted version of `subject` with this exact content and format.
     async fn find_identical(
         &mut self,
@@ -60,6 +66,8 @@ pub(crate) trait WriteTx: Send {
 pub(crate) async fn register_in<T: WriteTx + ?Sized>(
     tx: &mut T,
     new: &NewSchema,
+    placement: &Placement,
+    objects: Option<&ObjectTier>,
 ) -> StorageResult<Registered> {
     tx.lock_subject(&new.subject).await?;
 
@@ -118,7 +126,15 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
         Some(m) if m > version => m,
         _ => version.clone(),
     };
+    let placement = match placement {
+        Placement::Object(key) => {
+            tx.lock_content(key).await?;
+            confirm(objects, placement.clone(), &new.content).await?
+        }
+        other => other.clone(),
+    };
     let row = InsertRow {
+        placement: &placement,
         id: Uuid::now_v7(),
         new,
         version: &version,

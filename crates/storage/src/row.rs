@@ -9,9 +9,11 @@ use schema_registry_core::{
 };
 use serde_json::{Map, Value};
 
+use crate::objects::ObjectTier;
 use crate::{StorageError, StorageResult};
 
 /// A row's values, decoded from the backend's column types but not yet validated.
+#[derive(Clone)]
 pub(crate) struct RawRecord {
     pub id: SchemaId,
     pub subject: String,
@@ -20,7 +22,9 @@ pub(crate) struct RawRecord {
     pub patch: i64,
     pub pre: String,
     pub format: String,
-    pub content: String,
+    /// The document, or `None` when it lives in object storage at `location`.
+    pub content: Option<String>,
+    pub location: Option<String>,
     pub checksum: String,
     pub state: String,
     pub description: Option<String>,
@@ -36,8 +40,41 @@ fn corrupt(id: SchemaId, what: impl std::fmt::Display) -> StorageError {
 }
 
 impl RawRecord {
-    pub fn into_record(self) -> StorageResult<SchemaRecord> {
+    /// Completes the record, reading the content from the object tier when the row holds only
+    /// a pointer.
+    pub async fn finish(mut self, objects: Option<&ObjectTier>) -> StorageResult<SchemaRecord> {
+        if self.content.is_none() {
+            let id = self.id;
+            let (Some(location), Some(tier)) = (self.location.as_deref(), objects) else {
+                return Err(StorageError::Internal(format!(
+                    "schema {id} has no inline content and no object tier is configured"
+                )));
+            };
+            let format: SchemaFormat = self.format.parse().map_err(|e| corrupt(id, e))?;
+            self.content = Some(
+                tier.get(location, format, &self.checksum)
+                    .await?
+                    .into_text(),
+            );
+        }
+        self.into_record()
+    }
+
+    /// Completes many records (search pages), reading object-held content one by one.
+    pub async fn finish_all(
+        rows: Vec<RawRecord>,
+        objects: Option<&ObjectTier>,
+    ) -> StorageResult<Vec<SchemaRecord>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(r.finish(objects).await?);
+        }
+        Ok(out)
+    }
+
+    fn into_record(self) -> StorageResult<SchemaRecord> {
         let id = self.id;
+        let content = self.content.ok_or_else(|| corrupt(id, "no content"))?;
         let format: SchemaFormat = self.format.parse().map_err(|e| corrupt(id, e))?;
         let metadata: Map<String, Value> = match self.metadata {
             Value::Object(m) => m,
@@ -50,7 +87,7 @@ impl RawRecord {
             subject: Subject::parse(self.subject).map_err(|e| corrupt(id, e))?,
             version: SchemaVersion::from_parts(self.major, self.minor, self.patch, &self.pre)
                 .map_err(|e| corrupt(id, e))?,
-            content: SchemaContent::from_stored(format, self.content, self.checksum),
+            content: SchemaContent::from_stored(format, content, self.checksum),
             state: self.state.parse().map_err(|e| corrupt(id, e))?,
             description: self.description,
             metadata,

@@ -1,12 +1,14 @@
 //! Runs the conformance suite (`suite/`) against every backend: one named test per check per
 //! backend, so a failure names both. The cache wrapper runs the same suite: over SQLite with L1
-//! only, and over PostgreSQL with L1 and a real Redis as L2.
+//! only, and over PostgreSQL with L1 and a real Redis as L2; and so does the object tier: a
+//! local directory under SQLite, the S3-compatible test server under PostgreSQL.
 
 mod suite;
 
 use std::sync::Arc;
 
-use schema_registry_storage::testing::{redis_url, unique_prefix, TestDatabase};
+use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
+use schema_registry_storage::testing::{redis_url, s3_test_options, unique_prefix, TestDatabase};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
     StorageBackend,
@@ -44,6 +46,36 @@ async fn postgres() -> Fixture {
     let backend = PostgresBackend::open(db.url(), &test_pg_options())
         .await
         .expect("open postgres");
+    Fixture {
+        backend: Arc::new(backend),
+        _guard: Box::new(db),
+    }
+}
+
+/// SQLite with an object tier in a local directory and a tiny threshold, so almost every
+/// document is stored as an object.
+async fn sqlite_objects_local() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("registry.db").display());
+    let mut options = ObjectOptions::local(dir.path().join("objects"));
+    options.threshold_bytes = 40;
+    let tier = Arc::new(ObjectTier::new(options).expect("tier"));
+    let backend = SqliteBackend::open_with_objects(&url, &SqliteOptions::default(), Some(tier))
+        .await
+        .expect("open");
+    Fixture {
+        backend: Arc::new(backend),
+        _guard: Box::new(dir),
+    }
+}
+
+/// PostgreSQL with the test S3 server as the object tier, tiny threshold.
+async fn postgres_objects_s3() -> Fixture {
+    let db = TestDatabase::create().await;
+    let tier = Arc::new(ObjectTier::new(s3_test_options(&unique_prefix(), 40)).expect("tier"));
+    let backend = PostgresBackend::open_with_objects(db.url(), &test_pg_options(), Some(tier))
+        .await
+        .expect("open");
     Fixture {
         backend: Arc::new(backend),
         _guard: Box::new(db),
@@ -91,6 +123,24 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let f = super::postgres().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+        mod sqlite_objects_local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::sqlite_objects_local().await;
+                    super::suite::$check(f.backend.clone()).await;
+                }
+            )*
+        }
+        mod postgres_objects_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let f = super::postgres_objects_s3().await;
                     super::suite::$check(f.backend.clone()).await;
                 }
             )*

@@ -58,6 +58,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(schemas::get_schema).patch(schemas::set_state),
         )
         .route("/schemas/{id}/content", get(schemas::get_content))
+        .route("/schemas/{id}/content-url", get(schemas::content_url))
         .route("/schemas/{id}/dependencies", get(schemas::dependencies))
         .route("/schemas/{id}/dependents", get(schemas::dependents))
         .route("/search", get(search::search))

@@ -74,6 +74,66 @@ pub async fn get_content(
     Ok(response)
 }
 
+/// Default lifetime of a presigned content URL.
+const DEFAULT_URL_EXPIRY_SECS: u64 = 300;
+/// A hard ceiling on `expires_in` (7 days, S3's own limit for SigV4 presigned URLs); the
+/// configured maximum (`content_url_max_expiry_secs`) caps it further.
+const CEILING_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// `GET /api/v1/schemas/{id}/content-url?expires_in=SECONDS`: a time-limited URL for the raw
+/// document. Object-held content on S3 gets a presigned S3 GET URL (clients download it without
+/// going through the registry); anything else gets this API's own `/content` URL, which does
+/// not expire (`expires_at` is null and `presigned` false).
+pub async fn content_url(
+    State(state): State<AppState>,
+    Segments(id): Segments<String>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&["expires_in"])?;
+    let id = parse_id(&id)?;
+    let expires_in = query
+        .parse("expires_in", |v| match v.parse::<u64>() {
+            Ok(n) if (1..=CEILING_URL_EXPIRY_SECS).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "expected whole seconds from 1 to {CEILING_URL_EXPIRY_SECS}"
+            )),
+        })?
+        .unwrap_or(DEFAULT_URL_EXPIRY_SECS);
+    let presigned = state
+        .storage
+        .presigned_content_url(id, std::time::Duration::from_secs(expires_in))
+        .await?;
+    Ok(Json(match presigned {
+        Some((url, granted)) => {
+            let expires_at = chrono::Utc::now()
+                + chrono::Duration::from_std(granted).map_err(ApiError::internal)?;
+            json!({
+                "url": url.as_str(),
+                "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "expires_in": granted.as_secs(),
+                "presigned": true,
+            })
+        }
+        None => {
+            // Not found is reported by the storage call above; here the content is ours to serve.
+            let path = format!("/api/v1/schemas/{id}/content");
+            let url = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+                Some(host) => {
+                    let scheme = headers
+                        .get("x-forwarded-proto")
+                        .and_then(|h| h.to_str().ok())
+                        .filter(|p| *p == "https" || *p == "http")
+                        .unwrap_or("http");
+                    format!("{scheme}://{host}{path}")
+                }
+                None => path,
+            };
+            json!({"url": url, "expires_at": null, "expires_in": null, "presigned": false})
+        }
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateRequest {

@@ -5,6 +5,7 @@ mod cache;
 mod endpoints;
 mod helpers;
 mod lifecycle;
+mod objects;
 mod processes;
 
 macro_rules! api_suite {

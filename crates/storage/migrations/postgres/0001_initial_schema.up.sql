@@ -34,6 +34,9 @@ CREATE TABLE schemas (
     content          jsonb,
     -- Object-storage key when the content is held there (the object tier).
     content_location text,
+    -- True while the content is kept inline because the object store was down at registration;
+    -- the reconciler moves it and clears the flag.
+    content_pending  boolean NOT NULL DEFAULT false,
     checksum         text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),
     size_bytes       bigint NOT NULL CHECK (size_bytes >= 0),
     state            text NOT NULL CHECK (state IN ('active', 'deprecated', 'deleted')),
@@ -62,6 +65,9 @@ CREATE INDEX schemas_live_subject ON schemas
 CREATE INDEX schemas_created_at ON schemas (created_at);
 -- Idempotent registration: is this content already registered in the subject?
 CREATE INDEX schemas_subject_checksum ON schemas (subject, checksum);
+-- Object tier: who points to an object (permanent deletes), and what waits to be moved there.
+CREATE INDEX schemas_content_location ON schemas (content_location) WHERE content_location IS NOT NULL;
+CREATE INDEX schemas_content_pending ON schemas (id) WHERE content_pending;
 
 -- The dependency graph: schema_id references depends_on_id.
 CREATE TABLE schema_dependencies (

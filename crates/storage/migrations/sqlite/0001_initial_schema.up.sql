@@ -22,7 +22,9 @@ CREATE TABLE schemas (
     pre         TEXT    NOT NULL,               -- pre-release as written, '' for a release
     pre_key     TEXT    NOT NULL,               -- semver precedence key (see core::version)
     format      TEXT    NOT NULL CHECK (format IN ('json_schema', 'avro', 'protobuf')),
-    content     TEXT    NOT NULL,               -- canonical document
+    content     TEXT,                           -- canonical document; NULL when in object storage
+    content_location TEXT,                      -- object-storage key when the content is there
+    content_pending  INTEGER NOT NULL DEFAULT 0, -- 1: kept inline while the object store was down
     checksum    TEXT    NOT NULL,               -- hex SHA-256 of content
     size_bytes  INTEGER NOT NULL,
     state       TEXT    NOT NULL CHECK (state IN ('active', 'deprecated', 'deleted')),
@@ -33,13 +35,17 @@ CREATE TABLE schemas (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     deleted_at  INTEGER,
-    UNIQUE (subject, major, minor, patch, pre)
+    UNIQUE (subject, major, minor, patch, pre),
+    CHECK (content IS NOT NULL OR content_location IS NOT NULL)
 );
 
 -- Version listing and `latest`, in precedence order.
 CREATE INDEX schemas_subject_version ON schemas (subject, major DESC, minor DESC, patch DESC, pre_key DESC);
 -- Idempotent registration: is this content already registered under the subject?
 CREATE INDEX schemas_subject_checksum ON schemas (subject, checksum);
+-- Object tier: who points to an object, and what waits to be moved there.
+CREATE INDEX schemas_content_location ON schemas (content_location) WHERE content_location IS NOT NULL;
+CREATE INDEX schemas_content_pending ON schemas (id) WHERE content_pending = 1;
 
 -- The dependency graph: `schema_id` references `depends_on_id`.
 CREATE TABLE schema_dependencies (

@@ -408,6 +408,14 @@ impl StorageBackend for CachedBackend {
         self.inner.note_access(id, latency);
     }
 
+    async fn presigned_content_url(
+        &self,
+        id: SchemaId,
+        expires_in: Duration,
+    ) -> StorageResult<Option<(url::Url, Duration)>> {
+        self.inner.presigned_content_url(id, expires_in).await
+    }
+
     fn cache_stats(&self) -> Option<CacheStats> {
         let l1_hits = self.counters.l1_hits.load(Ordering::Relaxed);
         let l2_hits = self.counters.l2_hits.load(Ordering::Relaxed);

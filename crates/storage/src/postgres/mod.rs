@@ -29,13 +29,17 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use std::str::FromStr;
 
+use crate::background::Periodic;
+use crate::objects::{place, ObjectTier, Placement};
 use crate::register::{register_in, InsertRow, WriteTx};
 use crate::row::{version_from_parts, RawRecord, RawSummary};
+use crate::sqlite::finish_for_removal;
 use crate::sqlite::MAX_WALK_DEPTH;
 use crate::{
     migrate, ConflictReason, NotFound, Page, Registered, SearchQuery, StorageBackend, StorageError,
     StorageResult, StorageStats, SubjectQuery, SubjectSummary,
 };
+use std::sync::Arc;
 
 pub use maintenance::MaintenanceOptions;
 
@@ -78,11 +82,13 @@ pub struct PostgresBackend {
     pool: PgPool,
     reader: PgPool,
     maintenance: maintenance::Maintenance,
+    objects: Option<Arc<ObjectTier>>,
+    reconciler: Option<Arc<Periodic>>,
 }
 
 macro_rules! record_columns {
     () => {
-        "id, subject, major, minor, patch, pre, format, content_text, checksum, state, description, metadata, tags, refs, created_at, updated_at"
+        "id, subject, major, minor, patch, pre, format, content_text, content_location, checksum, state, description, metadata, tags, refs, created_at, updated_at"
     };
 }
 
@@ -141,23 +147,17 @@ const DEPENDENTS: &str = "
     FROM shortest w JOIN schemas s ON s.id = w.id
     ORDER BY w.depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
 
-fn record_from_row(row: &PgRow) -> StorageResult<SchemaRecord> {
-    let id: SchemaId = row.try_get("id")?;
-    let content: Option<String> = row.try_get("content_text")?;
-    let content = content.ok_or_else(|| {
-        StorageError::Internal(format!(
-            "schema {id} has no inline content and no object tier is configured"
-        ))
-    })?;
-    RawRecord {
-        id,
+fn raw_from_row(row: &PgRow) -> StorageResult<RawRecord> {
+    Ok(RawRecord {
+        id: row.try_get("id")?,
         subject: row.try_get("subject")?,
         major: row.try_get("major")?,
         minor: row.try_get("minor")?,
         patch: row.try_get("patch")?,
         pre: row.try_get("pre")?,
         format: row.try_get("format")?,
-        content,
+        content: row.try_get("content_text")?,
+        location: row.try_get("content_location")?,
         checksum: row.try_get("checksum")?,
         state: row.try_get("state")?,
         description: row.try_get("description")?,
@@ -166,8 +166,7 @@ fn record_from_row(row: &PgRow) -> StorageResult<SchemaRecord> {
         refs: row.try_get("refs")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
-    }
-    .into_record()
+    })
 }
 
 fn summary_from_row(row: &PgRow) -> StorageResult<SchemaSummary> {
@@ -231,6 +230,15 @@ impl PostgresBackend {
     /// TLS is chosen by the URL's `sslmode` (`disable`, `prefer` — the default —, `require`,
     /// `verify-ca`, `verify-full`) with `sslrootcert=` for a private CA; rustls does the work.
     pub async fn open(url: &str, options: &PostgresOptions) -> StorageResult<Self> {
+        Self::open_with_objects(url, options, None).await
+    }
+
+    /// As [`PostgresBackend::open`], with large content routed to `objects`.
+    pub async fn open_with_objects(
+        url: &str,
+        options: &PostgresOptions,
+        objects: Option<Arc<ObjectTier>>,
+    ) -> StorageResult<Self> {
         let pool_options = |min: u32| {
             PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
@@ -255,10 +263,23 @@ impl PostgresBackend {
         };
         let maintenance =
             maintenance::Maintenance::start(pool.clone(), options.maintenance.clone());
+        let reconciler = objects.as_ref().map(|tier| {
+            let (pool, tier) = (pool.clone(), tier.clone());
+            Arc::new(Periodic::spawn(tier.reconcile_interval(), move || {
+                let (pool, tier) = (pool.clone(), tier.clone());
+                async move {
+                    if let Err(e) = reconcile(&pool, &tier).await {
+                        tracing::warn!(error = %e, "moving pending content to object storage failed");
+                    }
+                }
+            }))
+        });
         Ok(PostgresBackend {
             pool,
             reader,
             maintenance,
+            objects,
+            reconciler,
         })
     }
 
@@ -267,8 +288,15 @@ impl PostgresBackend {
         &self.pool
     }
 
+    fn objects(&self) -> Option<&ObjectTier> {
+        self.objects.as_deref()
+    }
+
     /// Flushes buffered access counts and stops the background tasks, then closes the pools.
     pub async fn close(&self) {
+        if let Some(r) = &self.reconciler {
+            r.stop().await;
+        }
         self.maintenance.shutdown().await;
         self.reader.close().await;
         self.pool.close().await;
@@ -292,7 +320,7 @@ impl PostgresBackend {
         executor: E,
         subject: &Subject,
         version: &SchemaVersion,
-    ) -> StorageResult<Option<SchemaRecord>>
+    ) -> StorageResult<Option<RawRecord>>
     where
         E: sqlx::PgExecutor<'e>,
     {
@@ -304,7 +332,7 @@ impl PostgresBackend {
             .bind(version.pre())
             .fetch_optional(executor)
             .await?;
-        row.as_ref().map(record_from_row).transpose()
+        row.as_ref().map(raw_from_row).transpose()
     }
 
     async fn walk(
@@ -367,10 +395,19 @@ impl PostgresBackend {
 /// One open write transaction on the primary.
 struct PgWriteTx {
     tx: Transaction<'static, Postgres>,
+    objects: Option<Arc<ObjectTier>>,
 }
 
 #[async_trait]
 impl WriteTx for PgWriteTx {
+    async fn lock_content(&mut self, key: &str) -> StorageResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(subject.as_str())
@@ -476,10 +513,11 @@ impl WriteTx for PgWriteTx {
         .await?;
         let inserted = sqlx::query(
             "INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content_text, content,
-                                  checksum, size_bytes, state, description, metadata, tags, refs, created_at, updated_at)
+                                  checksum, size_bytes, state, description, metadata, tags, refs, created_at, updated_at,
+                                  content_location, content_pending)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                      CASE WHEN $8 = 'protobuf' THEN NULL ELSE $9::jsonb END,
-                     $10, $11, 'active', $12, $13, $14, $15, $16, $16)",
+                     $10, $11, 'active', $12, $13, $14, $15, $16, $16, $17, $18)",
         )
         .bind(row.id)
         .bind(new.subject.as_str())
@@ -489,7 +527,10 @@ impl WriteTx for PgWriteTx {
         .bind(row.version.pre())
         .bind(row.version.pre_key())
         .bind(new.content.format().as_str())
-        .bind(new.content.text())
+        .bind(match row.placement {
+            Placement::Object(_) => None,
+            Placement::Inline | Placement::InlinePending => Some(new.content.text()),
+        })
         .bind(new.content.checksum())
         .bind(to_i64(new.content.size_bytes()))
         .bind(new.description.as_deref())
@@ -497,6 +538,11 @@ impl WriteTx for PgWriteTx {
         .bind(&new.tags)
         .bind(serde_json::to_value(&new.references).unwrap_or(Value::Array(Vec::new())))
         .bind(row.now)
+        .bind(match row.placement {
+            Placement::Object(key) => Some(key.as_str()),
+            _ => None,
+        })
+        .bind(matches!(row.placement, Placement::InlinePending))
         .execute(&mut *self.tx)
         .await;
         if let Err(sqlx::Error::Database(db)) = &inserted {
@@ -531,7 +577,7 @@ impl WriteTx for PgWriteTx {
             .bind(id)
             .fetch_one(&mut *self.tx)
             .await?;
-        record_from_row(&row)
+        raw_from_row(&row)?.finish(self.objects.as_deref()).await
     }
 }
 
@@ -542,10 +588,12 @@ impl StorageBackend for PostgresBackend {
     }
 
     async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
+        let placement = place(self.objects(), &schema.content).await?;
         let mut tx = PgWriteTx {
             tx: self.begin_write().await?,
+            objects: self.objects.clone(),
         };
-        let registered = register_in(&mut tx, &schema).await?;
+        let registered = register_in(&mut tx, &schema, &placement, self.objects()).await?;
         tx.tx.commit().await?;
         Ok(registered)
     }
@@ -556,15 +604,32 @@ impl StorageBackend for PostgresBackend {
         let mut subjects: Vec<&Subject> = schemas.iter().map(|s| &s.subject).collect();
         subjects.sort();
         subjects.dedup();
+        let mut placements = Vec::with_capacity(schemas.len());
+        for schema in &schemas {
+            placements.push(place(self.objects(), &schema.content).await?);
+        }
+        let mut keys: Vec<&str> = placements
+            .iter()
+            .filter_map(|p| match p {
+                Placement::Object(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         let mut tx = PgWriteTx {
             tx: self.begin_write().await?,
+            objects: self.objects.clone(),
         };
         for subject in subjects {
             tx.lock_subject(subject).await?;
         }
+        for key in keys {
+            tx.lock_content(key).await?;
+        }
         let mut out = Vec::with_capacity(schemas.len());
-        for schema in &schemas {
-            out.push(register_in(&mut tx, schema).await?);
+        for (schema, placement) in schemas.iter().zip(&placements) {
+            out.push(register_in(&mut tx, schema, placement, self.objects()).await?);
         }
         tx.tx.commit().await?;
         Ok(out)
@@ -578,8 +643,9 @@ impl StorageBackend for PostgresBackend {
             .await?;
         match row {
             Some(row) => {
+                let record = raw_from_row(&row)?.finish(self.objects()).await?;
                 self.maintenance.record_access(id, started.elapsed());
-                record_from_row(&row)
+                Ok(record)
             }
             None => Err(StorageError::NotFound(NotFound::Schema(id))),
         }
@@ -598,7 +664,9 @@ impl StorageBackend for PostgresBackend {
                     subject: subject.clone(),
                     version: version.clone(),
                 })
-            })?;
+            })?
+            .finish(self.objects())
+            .await?;
         self.maintenance.record_access(record.id, started.elapsed());
         Ok(record)
     }
@@ -611,7 +679,7 @@ impl StorageBackend for PostgresBackend {
             .await?;
         match row {
             Some(row) => {
-                let record = record_from_row(&row)?;
+                let record = raw_from_row(&row)?.finish(self.objects()).await?;
                 self.maintenance.record_access(record.id, started.elapsed());
                 Ok(record)
             }
@@ -698,10 +766,11 @@ impl StorageBackend for PostgresBackend {
         Self::push_search_filter(&mut count, query);
         let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
 
-        let items = rows
+        let raws = rows
             .iter()
-            .map(record_from_row)
+            .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
+        let items = RawRecord::finish_all(raws, self.objects()).await?;
         Ok(Page {
             items,
             total: to_u64(total),
@@ -743,9 +812,9 @@ impl StorageBackend for PostgresBackend {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let record = record_from_row(&row)?;
+        let raw = raw_from_row(&row)?;
         tx.commit().await?;
-        Ok(record)
+        raw.finish(self.objects()).await
     }
 
     async fn soft_delete(
@@ -775,9 +844,9 @@ impl StorageBackend for PostgresBackend {
                 version: version.clone(),
             }));
         };
-        let record = record_from_row(&row)?;
+        let raw = raw_from_row(&row)?;
         tx.commit().await?;
-        Ok(record)
+        raw.finish(self.objects()).await
     }
 
     async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
@@ -795,11 +864,12 @@ impl StorageBackend for PostgresBackend {
         if rows.is_empty() {
             return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
         }
-        let mut records = rows
+        let raws = rows
             .iter()
-            .map(record_from_row)
+            .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
         tx.commit().await?;
+        let mut records = RawRecord::finish_all(raws, self.objects()).await?;
         records.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(records)
     }
@@ -815,13 +885,13 @@ impl StorageBackend for PostgresBackend {
             .bind(subject.as_str())
             .execute(&mut *tx)
             .await?;
-        let Some(record) = Self::find_version_row(&mut *tx, subject, version).await? else {
+        let Some(raw) = Self::find_version_row(&mut *tx, subject, version).await? else {
             return Err(StorageError::NotFound(NotFound::Version {
                 subject: subject.clone(),
                 version: version.clone(),
             }));
         };
-        if record.state != SchemaState::Deleted {
+        if raw.state != SchemaState::Deleted.as_str() {
             return Err(StorageError::conflict(
                 ConflictReason::NotSoftDeleted,
                 format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
@@ -834,7 +904,7 @@ impl StorageBackend for PostgresBackend {
              ORDER BY s.subject, s.major, s.minor, s.patch, s.pre_key LIMIT 1
              FOR SHARE OF s",
         )
-        .bind(record.id)
+        .bind(raw.id)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((s, major, minor, patch, pre)) = referrer {
@@ -844,10 +914,28 @@ impl StorageBackend for PostgresBackend {
                 format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
             ));
         }
+        let (id, location) = (raw.id, raw.location.clone());
+        let record = finish_for_removal(raw, self.objects()).await?;
         sqlx::query("DELETE FROM schemas WHERE id = $1")
-            .bind(record.id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
+        // The object goes only when no other row points to it, under the content lock that
+        // registrations take before they point to an object.
+        if let (Some(key), Some(tier)) = (location, self.objects()) {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            let others: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM schemas WHERE content_location = $1")
+                    .bind(&key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if others == 0 {
+                tier.delete(&key).await?;
+            }
+        }
         tx.commit().await?;
         Ok(record)
     }
@@ -894,7 +982,7 @@ impl StorageBackend for PostgresBackend {
     async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at",
+            "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.content_location, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at",
             " FROM popular_schemas p JOIN schemas s ON s.id = p.schema_id
               WHERE s.state <> 'deleted'
               ORDER BY p.access_count DESC, p.schema_id LIMIT $1"
@@ -902,7 +990,11 @@ impl StorageBackend for PostgresBackend {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(record_from_row).collect()
+        let raws = rows
+            .iter()
+            .map(raw_from_row)
+            .collect::<StorageResult<Vec<_>>>()?;
+        RawRecord::finish_all(raws, self.objects()).await
     }
 
     async fn health(&self) -> StorageResult<()> {
@@ -919,7 +1011,31 @@ impl StorageBackend for PostgresBackend {
 
     async fn run_maintenance(&self) -> StorageResult<()> {
         self.flush_access_log().await?;
+        if let Some(tier) = self.objects() {
+            reconcile(&self.pool, tier).await?;
+        }
         self.refresh_views().await
+    }
+
+    async fn presigned_content_url(
+        &self,
+        id: SchemaId,
+        expires_in: Duration,
+    ) -> StorageResult<Option<(url::Url, Duration)>> {
+        let location: Option<Option<String>> =
+            sqlx::query_scalar("SELECT content_location FROM schemas WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        match (location, self.objects()) {
+            (None, _) => Err(StorageError::NotFound(NotFound::Schema(id))),
+            (Some(Some(key)), Some(tier)) => tier.presign(&key, expires_in).await,
+            _ => Ok(None),
+        }
+    }
+
+    fn tiers(&self) -> Vec<crate::TierHealth> {
+        self.objects().map(|t| vec![t.health()]).unwrap_or_default()
     }
 
     async fn close(&self) {
@@ -938,7 +1054,7 @@ impl PostgresBackend {
         let mut page = QueryBuilder::<Postgres>::new(prefix);
         page.push(concat!(
             "SELECT s.",
-            "id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at"
+            "id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.content_location, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at"
         ));
         match query.text.as_deref().filter(|t| !t.is_empty()) {
             Some(text) => {
@@ -972,4 +1088,45 @@ impl PostgresBackend {
             self.reader.connect_options().as_ref(),
         )
     }
+}
+
+/// Moves content kept inline while the object store was down (`content_pending`) to the store.
+/// Returns how many rows are still pending.
+async fn reconcile(pool: &PgPool, tier: &ObjectTier) -> StorageResult<u64> {
+    let rows: Vec<(SchemaId, String, String, String)> = sqlx::query_as(
+        "SELECT id, format, content_text, checksum FROM schemas WHERE content_pending LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (id, format, text, checksum) in rows {
+        let format = format
+            .parse()
+            .map_err(|e| StorageError::Internal(format!("stored format: {e}")))?;
+        let content = SchemaContent::from_stored(format, text, checksum);
+        let key = match tier.put(&content).await {
+            Ok(key) => key,
+            Err(StorageError::Unavailable(_)) => break, // still down: next round
+            Err(e) => return Err(e),
+        };
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE schemas SET content_text = NULL, content = NULL, content_location = $2, content_pending = false
+             WHERE id = $1 AND content_pending",
+        )
+        .bind(id)
+        .bind(&key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM schemas WHERE content_pending")
+        .fetch_one(pool)
+        .await?;
+    let left = to_u64(left);
+    tier.set_pending(left);
+    Ok(left)
 }

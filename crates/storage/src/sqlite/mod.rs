@@ -30,6 +30,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::background::{AccessCounter, Periodic};
+use crate::objects::{place, ObjectTier, Placement};
 use crate::register::{register_in, InsertRow, WriteTx};
 use crate::row::{from_micros, to_micros, version_from_parts, RawRecord, RawSummary};
 use crate::{
@@ -66,12 +67,14 @@ pub struct SqliteBackend {
     path: PathBuf,
     access: Arc<AccessCounter>,
     flusher: Arc<Periodic>,
+    objects: Option<Arc<ObjectTier>>,
+    reconciler: Option<Arc<Periodic>>,
 }
 
-/// Every column of a record, in the order [`record_from_row`] reads them.
+/// Every column of a record, as [`raw_from_row`] reads them.
 macro_rules! record_columns {
     () => {
-        "id, subject, major, minor, patch, pre, format, content, checksum, state, description, metadata, tags, refs, created_at, updated_at"
+        "id, subject, major, minor, patch, pre, format, content, content_location, checksum, state, description, metadata, tags, refs, created_at, updated_at"
     };
 }
 
@@ -121,7 +124,7 @@ macro_rules! search_filter {
 
 const SEARCH_PAGE: &str = concat!(
     "SELECT ",
-    "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at,
+    "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.content_location, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at,
      CASE WHEN ?1 IS NULL THEN 0 ELSE
         (instr(lower(s.subject), lower(?1)) > 0) * 4
       + (instr(lower(coalesce(s.description, '')), lower(?1)) > 0) * 2
@@ -161,7 +164,7 @@ const DEPENDENTS: &str = "
     GROUP BY s.id
     ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
 
-fn record_from_row(row: &SqliteRow) -> StorageResult<SchemaRecord> {
+fn raw_from_row(row: &SqliteRow) -> StorageResult<RawRecord> {
     let json = |col: &str| -> StorageResult<Value> {
         let text: String = row.try_get(col)?;
         serde_json::from_str(&text)
@@ -169,7 +172,7 @@ fn record_from_row(row: &SqliteRow) -> StorageResult<SchemaRecord> {
     };
     let tags: Vec<String> = serde_json::from_value(json("tags")?)
         .map_err(|e| StorageError::Internal(format!("column tags is not a string array: {e}")))?;
-    RawRecord {
+    Ok(RawRecord {
         id: row.try_get("id")?,
         subject: row.try_get("subject")?,
         major: row.try_get("major")?,
@@ -178,6 +181,7 @@ fn record_from_row(row: &SqliteRow) -> StorageResult<SchemaRecord> {
         pre: row.try_get("pre")?,
         format: row.try_get("format")?,
         content: row.try_get("content")?,
+        location: row.try_get("content_location")?,
         checksum: row.try_get("checksum")?,
         state: row.try_get("state")?,
         description: row.try_get("description")?,
@@ -186,8 +190,7 @@ fn record_from_row(row: &SqliteRow) -> StorageResult<SchemaRecord> {
         refs: json("refs")?,
         created_at: from_micros(row.try_get("created_at")?),
         updated_at: from_micros(row.try_get("updated_at")?),
-    }
-    .into_record()
+    })
 }
 
 fn summary_from_row(row: &SqliteRow) -> StorageResult<SchemaSummary> {
@@ -226,6 +229,15 @@ impl SqliteBackend {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/registry.db`) and
     /// applies pending migrations. The parent directory must exist.
     pub async fn open(url: &str, options: &SqliteOptions) -> StorageResult<Self> {
+        Self::open_with_objects(url, options, None).await
+    }
+
+    /// As [`SqliteBackend::open`], with large content routed to `objects`.
+    pub async fn open_with_objects(
+        url: &str,
+        options: &SqliteOptions,
+        objects: Option<Arc<ObjectTier>>,
+    ) -> StorageResult<Self> {
         let base = SqliteConnectOptions::from_str(url)
             .map_err(|e| {
                 StorageError::Invalid(schema_registry_core::DomainError::InvalidFormat(format!(
@@ -270,12 +282,25 @@ impl SqliteBackend {
                 }
             })
         };
+        let reconciler = objects.as_ref().map(|tier| {
+            let (writer, tier) = (writer.clone(), tier.clone());
+            Arc::new(Periodic::spawn(tier.reconcile_interval(), move || {
+                let (writer, tier) = (writer.clone(), tier.clone());
+                async move {
+                    if let Err(e) = reconcile(&writer, &tier).await {
+                        tracing::warn!(error = %e, "moving pending content to object storage failed");
+                    }
+                }
+            }))
+        });
         Ok(SqliteBackend {
             writer,
             reader,
             path,
             access,
             flusher: Arc::new(flusher),
+            objects,
+            reconciler,
         })
     }
 
@@ -292,6 +317,9 @@ impl SqliteBackend {
     /// Writes buffered read counts, then closes both pools, waiting for in-flight statements.
     pub async fn close(&self) {
         self.flusher.stop().await;
+        if let Some(r) = &self.reconciler {
+            r.stop().await;
+        }
         if let Err(e) = self.flush_access_log().await {
             tracing::warn!(error = %e, "final access-log flush failed");
         }
@@ -307,7 +335,7 @@ impl SqliteBackend {
         conn: &mut sqlx::SqliteConnection,
         subject: &Subject,
         version: &SchemaVersion,
-    ) -> StorageResult<Option<SchemaRecord>> {
+    ) -> StorageResult<Option<RawRecord>> {
         let row = sqlx::query(SELECT_BY_VERSION)
             .bind(subject.as_str())
             .bind(version.major())
@@ -316,7 +344,11 @@ impl SqliteBackend {
             .bind(version.pre())
             .fetch_optional(conn)
             .await?;
-        row.as_ref().map(record_from_row).transpose()
+        row.as_ref().map(raw_from_row).transpose()
+    }
+
+    fn objects(&self) -> Option<&ObjectTier> {
+        self.objects.as_deref()
     }
 
     async fn walk(
@@ -371,15 +403,76 @@ async fn flush_access(writer: &SqlitePool, access: &AccessCounter) -> StorageRes
     Ok(())
 }
 
+/// The record of a version about to be removed for good. If its object-held content can no
+/// longer be read (missing or corrupted), the removal goes ahead and the record carries empty
+/// content: deleting broken data must stay possible.
+pub(crate) async fn finish_for_removal(
+    raw: RawRecord,
+    objects: Option<&ObjectTier>,
+) -> StorageResult<SchemaRecord> {
+    let fallback = RawRecord {
+        content: Some(String::new()),
+        ..raw.clone()
+    };
+    match raw.finish(objects).await {
+        Err(StorageError::Corrupted(why)) => {
+            tracing::warn!(reason = %why, "removing a version whose content cannot be read");
+            fallback.finish(None).await
+        }
+        other => other,
+    }
+}
+
+/// Moves content kept inline while the object store was down (`content_pending`) to the store.
+/// Returns how many rows are still pending.
+async fn reconcile(writer: &SqlitePool, tier: &ObjectTier) -> StorageResult<u64> {
+    let rows: Vec<(SchemaId, String, String, String)> = sqlx::query_as(
+        "SELECT id, format, content, checksum FROM schemas WHERE content_pending = 1 LIMIT 100",
+    )
+    .fetch_all(writer)
+    .await?;
+    for (id, format, text, checksum) in rows {
+        let format = format
+            .parse()
+            .map_err(|e| StorageError::Internal(format!("stored format: {e}")))?;
+        let content = SchemaContent::from_stored(format, text, checksum);
+        let key = match tier.put(&content).await {
+            Ok(key) => key,
+            Err(StorageError::Unavailable(_)) => break, // still down: next round
+            Err(e) => return Err(e),
+        };
+        sqlx::query(
+            "UPDATE schemas SET content = NULL, content_location = ?2, content_pending = 0
+             WHERE id = ?1 AND content_pending = 1",
+        )
+        .bind(id)
+        .bind(&key)
+        .execute(writer)
+        .await?;
+    }
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_pending = 1")
+        .fetch_one(writer)
+        .await?;
+    let left = to_u64(left);
+    tier.set_pending(left);
+    Ok(left)
+}
+
 /// One open write transaction, with the statements registration needs.
 struct SqliteWriteTx {
     tx: Transaction<'static, Sqlite>,
+    objects: Option<Arc<ObjectTier>>,
 }
 
 #[async_trait]
 impl WriteTx for SqliteWriteTx {
     async fn lock_subject(&mut self, _subject: &Subject) -> StorageResult<()> {
         // `BEGIN IMMEDIATE` already holds the database's single write lock.
+        Ok(())
+    }
+
+    async fn lock_content(&mut self, _key: &str) -> StorageResult<()> {
+        // Likewise: every writer of the database is serialised already.
         Ok(())
     }
 
@@ -481,8 +574,9 @@ impl WriteTx for SqliteWriteTx {
         .await?;
         let inserted = sqlx::query(
             "INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content, checksum,
-                                  size_bytes, state, description, metadata, tags, refs, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13, ?14, ?15, ?16, ?16)",
+                                  size_bytes, state, description, metadata, tags, refs, created_at, updated_at,
+                                  content_location, content_pending)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13, ?14, ?15, ?16, ?16, ?17, ?18)",
         )
         .bind(row.id)
         .bind(new.subject.as_str())
@@ -492,7 +586,10 @@ impl WriteTx for SqliteWriteTx {
         .bind(row.version.pre())
         .bind(row.version.pre_key())
         .bind(new.content.format().as_str())
-        .bind(new.content.text())
+        .bind(match row.placement {
+            Placement::Object(_) => None,
+            Placement::Inline | Placement::InlinePending => Some(new.content.text()),
+        })
         .bind(new.content.checksum())
         .bind(to_i64(new.content.size_bytes()))
         .bind(new.description.as_deref())
@@ -500,6 +597,11 @@ impl WriteTx for SqliteWriteTx {
         .bind(to_json(&new.tags))
         .bind(to_json(&new.references))
         .bind(now)
+        .bind(match row.placement {
+            Placement::Object(key) => Some(key.as_str()),
+            _ => None,
+        })
+        .bind(matches!(row.placement, Placement::InlinePending))
         .execute(&mut *self.tx)
         .await;
         if let Err(sqlx::Error::Database(db)) = &inserted {
@@ -530,7 +632,7 @@ impl WriteTx for SqliteWriteTx {
             .bind(id)
             .fetch_one(&mut *self.tx)
             .await?;
-        record_from_row(&row)
+        raw_from_row(&row)?.finish(self.objects.as_deref()).await
     }
 }
 
@@ -547,21 +649,28 @@ impl StorageBackend for SqliteBackend {
     }
 
     async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
+        let placement = place(self.objects(), &schema.content).await?;
         let mut tx = SqliteWriteTx {
             tx: self.begin_write().await?,
+            objects: self.objects.clone(),
         };
-        let registered = register_in(&mut tx, &schema).await?;
+        let registered = register_in(&mut tx, &schema, &placement, self.objects()).await?;
         tx.tx.commit().await?;
         Ok(registered)
     }
 
     async fn register_all(&self, schemas: Vec<NewSchema>) -> StorageResult<Vec<Registered>> {
+        let mut placements = Vec::with_capacity(schemas.len());
+        for schema in &schemas {
+            placements.push(place(self.objects(), &schema.content).await?);
+        }
         let mut tx = SqliteWriteTx {
             tx: self.begin_write().await?,
+            objects: self.objects.clone(),
         };
         let mut out = Vec::with_capacity(schemas.len());
-        for schema in &schemas {
-            out.push(register_in(&mut tx, schema).await?);
+        for (schema, placement) in schemas.iter().zip(&placements) {
+            out.push(register_in(&mut tx, schema, placement, self.objects()).await?);
         }
         tx.tx.commit().await?;
         Ok(out)
@@ -575,8 +684,11 @@ impl StorageBackend for SqliteBackend {
             .await?;
         match row {
             Some(row) => {
+                let raw = raw_from_row(&row)?;
+                drop(row);
+                let record = raw.finish(self.objects()).await?;
                 self.access.record(id, started.elapsed());
-                record_from_row(&row)
+                Ok(record)
             }
             None => Err(StorageError::NotFound(NotFound::Schema(id))),
         }
@@ -589,7 +701,7 @@ impl StorageBackend for SqliteBackend {
     ) -> StorageResult<SchemaRecord> {
         let started = std::time::Instant::now();
         let mut conn = self.reader.acquire().await?;
-        let record = Self::find_version_row(&mut conn, subject, version)
+        let raw = Self::find_version_row(&mut conn, subject, version)
             .await?
             .ok_or_else(|| {
                 StorageError::NotFound(NotFound::Version {
@@ -597,6 +709,8 @@ impl StorageBackend for SqliteBackend {
                     version: version.clone(),
                 })
             })?;
+        drop(conn);
+        let record = raw.finish(self.objects()).await?;
         self.access.record(record.id, started.elapsed());
         Ok(record)
     }
@@ -609,7 +723,7 @@ impl StorageBackend for SqliteBackend {
             .await?;
         match row {
             Some(row) => {
-                let record = record_from_row(&row)?;
+                let record = raw_from_row(&row)?.finish(self.objects()).await?;
                 self.access.record(record.id, started.elapsed());
                 Ok(record)
             }
@@ -706,10 +820,11 @@ impl StorageBackend for SqliteBackend {
             .bind(&metadata)
             .fetch_one(&self.reader)
             .await?;
-        let items = rows
+        let raws = rows
             .iter()
-            .map(record_from_row)
+            .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
+        let items = RawRecord::finish_all(raws, self.objects()).await?;
         Ok(Page {
             items,
             total: to_u64(total),
@@ -750,9 +865,9 @@ impl StorageBackend for SqliteBackend {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let record = record_from_row(&row)?;
+        let raw = raw_from_row(&row)?;
         tx.commit().await?;
-        Ok(record)
+        raw.finish(self.objects()).await
     }
 
     async fn soft_delete(
@@ -761,30 +876,32 @@ impl StorageBackend for SqliteBackend {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
         let mut tx = self.begin_write().await?;
-        let Some(record) = Self::find_version_row(&mut tx, subject, version).await? else {
+        let Some(raw) = Self::find_version_row(&mut tx, subject, version).await? else {
             return Err(StorageError::NotFound(NotFound::Version {
                 subject: subject.clone(),
                 version: version.clone(),
             }));
         };
-        if record.state == SchemaState::Deleted {
-            return Ok(record);
+        if raw.state == SchemaState::Deleted.as_str() {
+            tx.commit().await?;
+            return raw.finish(self.objects()).await;
         }
+        let id = raw.id;
         let now = to_micros(crate::row::now());
         sqlx::query(
             "UPDATE schemas SET state = 'deleted', deleted_at = ?2, updated_at = ?2 WHERE id = ?1",
         )
-        .bind(record.id)
+        .bind(id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(SELECT_BY_ID)
-            .bind(record.id)
+            .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let record = record_from_row(&row)?;
+        let raw = raw_from_row(&row)?;
         tx.commit().await?;
-        Ok(record)
+        raw.finish(self.objects()).await
     }
 
     async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
@@ -803,11 +920,12 @@ impl StorageBackend for SqliteBackend {
         if rows.is_empty() {
             return Err(StorageError::NotFound(NotFound::Subject(subject.clone())));
         }
-        let mut records = rows
+        let raws = rows
             .iter()
-            .map(record_from_row)
+            .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
         tx.commit().await?;
+        let mut records = RawRecord::finish_all(raws, self.objects()).await?;
         records.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(records)
     }
@@ -818,13 +936,13 @@ impl StorageBackend for SqliteBackend {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
         let mut tx = self.begin_write().await?;
-        let Some(record) = Self::find_version_row(&mut tx, subject, version).await? else {
+        let Some(raw) = Self::find_version_row(&mut tx, subject, version).await? else {
             return Err(StorageError::NotFound(NotFound::Version {
                 subject: subject.clone(),
                 version: version.clone(),
             }));
         };
-        if record.state != SchemaState::Deleted {
+        if raw.state != SchemaState::Deleted.as_str() {
             return Err(StorageError::conflict(
                 ConflictReason::NotSoftDeleted,
                 format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
@@ -836,7 +954,7 @@ impl StorageBackend for SqliteBackend {
              WHERE d.depends_on_id = ?1 AND s.state <> 'deleted'
              ORDER BY s.subject, s.major, s.minor, s.patch, s.pre_key LIMIT 1",
         )
-        .bind(record.id)
+        .bind(raw.id)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((s, major, minor, patch, pre)) = referrer {
@@ -846,10 +964,24 @@ impl StorageBackend for SqliteBackend {
                 format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
             ));
         }
+        let (id, location) = (raw.id, raw.location.clone());
+        let record = finish_for_removal(raw, self.objects()).await?;
         sqlx::query("DELETE FROM schemas WHERE id = ?1")
-            .bind(record.id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
+        // The object goes only when no other row points to it, and only while this transaction
+        // still holds the write lock, so no registration can start pointing to it meanwhile.
+        if let (Some(key), Some(tier)) = (location, self.objects()) {
+            let others: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_location = ?1")
+                    .bind(&key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if others == 0 {
+                tier.delete(&key).await?;
+            }
+        }
         tx.commit().await?;
         Ok(record)
     }
@@ -895,7 +1027,7 @@ impl StorageBackend for SqliteBackend {
 
     async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
         let rows = sqlx::query(
-            "SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.checksum, s.state,
+            "SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.content_location, s.checksum, s.state,
                     s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at
              FROM schema_access_log l JOIN schemas s ON s.id = l.schema_id
              WHERE s.state <> 'deleted'
@@ -904,7 +1036,11 @@ impl StorageBackend for SqliteBackend {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(record_from_row).collect()
+        let raws = rows
+            .iter()
+            .map(raw_from_row)
+            .collect::<StorageResult<Vec<_>>>()?;
+        RawRecord::finish_all(raws, self.objects()).await
     }
 
     async fn health(&self) -> StorageResult<()> {
@@ -916,10 +1052,45 @@ impl StorageBackend for SqliteBackend {
     }
 
     async fn run_maintenance(&self) -> StorageResult<()> {
-        self.flush_access_log().await
+        self.flush_access_log().await?;
+        if let Some(tier) = self.objects() {
+            reconcile(&self.writer, tier).await?;
+        }
+        Ok(())
+    }
+
+    async fn presigned_content_url(
+        &self,
+        id: SchemaId,
+        expires_in: Duration,
+    ) -> StorageResult<Option<(url::Url, Duration)>> {
+        presigned_url(&self.reader, self.objects(), id, expires_in).await
+    }
+
+    fn tiers(&self) -> Vec<crate::TierHealth> {
+        self.objects().map(|t| vec![t.health()]).unwrap_or_default()
     }
 
     async fn close(&self) {
         SqliteBackend::close(self).await
+    }
+}
+
+/// The presigned URL of `id`'s object, if it has one and the store can sign.
+async fn presigned_url(
+    reader: &SqlitePool,
+    objects: Option<&ObjectTier>,
+    id: SchemaId,
+    expires_in: Duration,
+) -> StorageResult<Option<(url::Url, Duration)>> {
+    let location: Option<Option<String>> =
+        sqlx::query_scalar("SELECT content_location FROM schemas WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(reader)
+            .await?;
+    match (location, objects) {
+        (None, _) => Err(StorageError::NotFound(NotFound::Schema(id))),
+        (Some(Some(key)), Some(tier)) => tier.presign(&key, expires_in).await,
+        _ => Ok(None),
     }
 }

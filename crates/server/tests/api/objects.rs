@@ -1,0 +1,142 @@
+//! The object tier through the HTTP API.
+
+use reqwest::StatusCode;
+use schema_registry_storage::testing::{s3_test_options, unique_prefix};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, Backend, TestApp};
+
+/// A 2 MiB schema on S3: stored and served byte for byte, and its `content-url` is a presigned
+/// S3 URL that plain HTTP can fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_schemas_on_s3_are_served_and_presigned() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = TestApp::start(dir.path().join("data"), None, |s| {
+        s.storage.objects = Some(s3_test_options(&unique_prefix(), 1024 * 1024));
+    })
+    .await;
+    let doc = json!({"type": "object", "description": "x".repeat(2 * 1024 * 1024)});
+    let rec = app.created("big", json!({"schema": doc})).await;
+    let id = rec["id"].as_str().expect("id");
+    assert_eq!(
+        rec["size_bytes"].as_u64(),
+        Some(doc.to_string().len() as u64)
+    );
+
+    let content = app.get(&format!("/api/v1/schemas/{id}/content")).await;
+    assert_eq!(content.status(), StatusCode::OK);
+    let bytes = content.bytes().await.expect("body");
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).expect("json"), doc);
+
+    let (status, link) = app
+        .get_json(&format!("/api/v1/schemas/{id}/content-url?expires_in=60"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    assert_eq!(link["presigned"], true);
+    assert_eq!(link["expires_in"], 60);
+    assert!(
+        link["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{link}"
+    );
+    let direct = reqwest::get(link["url"].as_str().expect("url"))
+        .await
+        .expect("GET presigned");
+    assert_eq!(direct.status(), StatusCode::OK);
+    assert_eq!(
+        direct.bytes().await.expect("body"),
+        bytes,
+        "the same bytes, straight from S3"
+    );
+
+    let (_, health) = app.get_json("/health/storage").await;
+    assert_eq!(health["tiers"]["objects"]["backend"], "s3");
+    assert_eq!(health["tiers"]["objects"]["status"], "up");
+}
+
+/// The default tier is a local directory: no presigning, the API's own URL instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_url_falls_back_to_the_api() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let rec = app
+        .created("small", json!({"schema": {"type": "string"}}))
+        .await;
+    let id = rec["id"].as_str().expect("id");
+    let (status, link) = app
+        .get_json(&format!("/api/v1/schemas/{id}/content-url"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (link["presigned"].clone(), link["expires_at"].clone()),
+        (json!(false), Value::Null)
+    );
+    let url = link["url"].as_str().expect("url");
+    assert!(
+        url.ends_with(&format!("/api/v1/schemas/{id}/content")),
+        "{url}"
+    );
+    assert_eq!(
+        reqwest::get(url)
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text"),
+        r#"{"type":"string"}"#
+    );
+
+    assert_error(
+        app.get(&format!("/api/v1/schemas/{id}/content-url?expires_in=0"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get(&format!(
+            "/api/v1/schemas/{id}/content-url?expires_in=forever"
+        ))
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get(&format!(
+            "/api/v1/schemas/{}/content-url",
+            uuid::Uuid::now_v7()
+        ))
+        .await,
+        StatusCode::NOT_FOUND,
+        "schema_not_found",
+    )
+    .await;
+
+    // A 2 MiB document lands in the local object directory and is served identically.
+    let doc = json!({"description": "y".repeat(2 * 1024 * 1024)});
+    let big = app.created("big-local", json!({"schema": doc})).await;
+    let body = app
+        .get(&format!(
+            "/api/v1/schemas/{}/content",
+            big["id"].as_str().expect("id")
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("b");
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), doc);
+    let objects = app.data_dir.join("objects").join("schemas");
+    let stored: Vec<_> = std::fs::read_dir(&objects)
+        .expect("object dir")
+        .flatten()
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "one object file under {}",
+        objects.display()
+    );
+    let (_, health) = app.get_json("/health/storage").await;
+    assert_eq!(health["tiers"]["objects"]["backend"], "local");
+}
