@@ -34,6 +34,7 @@ pub enum StartError {
 /// A server that is bound and ready to run.
 pub struct Application {
     listener: TcpListener,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     storage: Arc<dyn StorageBackend>,
     settings: Settings,
 }
@@ -65,6 +66,16 @@ impl Application {
                 Arc::new(cached)
             }
         };
+        let metrics = if settings.metrics {
+            crate::metrics::install()
+        } else {
+            None
+        };
+        let storage: Arc<dyn StorageBackend> = if metrics.is_some() {
+            Arc::new(crate::metrics::MeteredBackend::new(storage))
+        } else {
+            storage
+        };
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -81,6 +92,7 @@ impl Application {
             listener,
             storage,
             settings,
+            metrics,
         })
     }
 
@@ -100,6 +112,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = AppState {
+            metrics: self.metrics.clone(),
             storage: self.storage.clone(),
             limits: Limits::default(),
             started: Instant::now(),

@@ -67,6 +67,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (the default).
     Serve(Box<ServeArgs>),
+    /// Drive a running server with a configurable load and report throughput and latency.
+    LoadTest(Box<crate::loadtest::LoadTestArgs>),
     /// Apply, inspect or revert database migrations.
     Migrate {
         #[command(subcommand)]
@@ -146,6 +148,9 @@ pub struct ServeArgs {
     /// PostgreSQL: seconds between refreshes of the materialized views. [default: 60]
     #[arg(long, env = "SCHEMA_REGISTRY_VIEW_REFRESH_SECS")]
     pub view_refresh_secs: Option<u64>,
+    /// Record Prometheus metrics and serve them at /metrics. [default: true]
+    #[arg(long, env = "SCHEMA_REGISTRY_METRICS")]
+    pub metrics: Option<bool>,
     /// Apply pending migrations at start (`false` when the server's database role may not
     /// change the schema; run `migrate run` as the owner instead). [default: true]
     #[arg(long, env = "SCHEMA_REGISTRY_MIGRATE_ON_START")]
@@ -281,6 +286,7 @@ pub struct FileConfig {
     pub view_refresh_secs: Option<u64>,
     pub sqlite_readers: Option<u32>,
     pub migrate_on_start: Option<bool>,
+    pub metrics: Option<bool>,
     pub redis_url: Option<String>,
     pub cache_l1_max_entries: Option<u64>,
     pub cache_l1_max_bytes: Option<u64>,
@@ -340,6 +346,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub storage: StorageOptions,
+    /// Record and serve Prometheus metrics.
+    pub metrics: bool,
     /// `None`: no cache at all (`cache_l1_max_entries = 0`).
     pub cache: Option<CacheOptions>,
     pub warm: WarmSettings,
@@ -604,6 +612,7 @@ impl Settings {
             }
         };
         Ok(Settings {
+            metrics: pick!(metrics, true),
             cache,
             warm,
             listen: pick!(

@@ -7,6 +7,7 @@
 //! - [`routes`]: the axum router and handlers, one module per resource.
 //! - [`error`]: [`error::ApiError`], the one mapping from errors to status codes and JSON.
 //! - [`extract`]: request extractors whose rejections use the API's error format.
+//! - [`metrics`]: Prometheus metrics (`/metrics`), the storage decorator that records them.
 //! - [`telemetry`]: structured logging.
 //! - [`loadtest`]: a load generator that drives a running server over HTTP
 //!   (`examples/load_test.rs`, the `load-test` subcommand).
@@ -18,5 +19,6 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod loadtest;
+pub mod metrics;
 pub mod routes;
 pub mod telemetry;

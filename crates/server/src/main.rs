@@ -25,6 +25,11 @@ fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(*args).await,
             Some(Command::Migrate { action, database }) => run_migrate(action, database).await,
+            Some(Command::LoadTest(args)) => {
+                let json = args.json;
+                let report = schema_registry_server::loadtest::run(*args).await?;
+                report.print(json)
+            }
         }
     });
     match result {

@@ -96,7 +96,9 @@ fn metadata() -> Map<String, Value> {
 }
 
 fn record(content: SchemaContent) -> SchemaRecord {
-    let now = chrono::Utc::now();
+    // Microsecond precision, as records come back from the database (and from the codec).
+    let now = chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros())
+        .expect("now");
     SchemaRecord {
         id: Uuid::now_v7(),
         subject: Subject::parse("commerce.orders.order-placed").expect("subject"),

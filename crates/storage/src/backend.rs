@@ -248,6 +248,11 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// reflects what clients read. Must not block.
     fn note_access(&self, _id: SchemaId, _latency: std::time::Duration) {}
 
+    /// Connections of the database pools: (in use, idle).
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        None
+    }
+
     /// Cache statistics, when this is (or wraps) a cache.
     fn cache_stats(&self) -> Option<CacheStats> {
         None

@@ -83,6 +83,19 @@ impl StorageError {
         }
     }
 
+    /// A short, stable name of the variant, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageError::NotFound(_) => "not_found",
+            StorageError::VersionExists { .. } => "version_exists",
+            StorageError::Conflict { .. } => "conflict",
+            StorageError::Invalid(_) => "invalid",
+            StorageError::Unavailable(_) => "unavailable",
+            StorageError::Corrupted(_) => "corrupted",
+            StorageError::Internal(_) => "internal",
+        }
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StorageError::Unavailable(_))

@@ -20,7 +20,7 @@ pub(crate) fn seeding_bar(len: u64, enabled: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     if let Ok(style) = ProgressStyle::with_template(
-        "seeding  [{elapsed_precise}] {wide_bar} {pos}/{len} registrations ({per_sec})",
+        "seeding  [{elapsed_precise}] {wide_bar} {pos}/{len} registrations (eta {eta})",
     ) {
         bar.set_style(style);
     }
@@ -66,9 +66,9 @@ pub(crate) fn run_bar(counters: Arc<Counters>, duration: Duration, enabled: bool
             } else {
                 0.0
             };
-            let left = duration.saturating_sub(started.elapsed()).as_secs();
+            let left = duration.saturating_sub(started.elapsed()).as_secs_f64();
             ticker.set_message(format!(
-                "{done} ops | {rate:.0} ops/s | {} errors | {left}s left",
+                "{done} ops | {rate:.0} ops/s | {} errors | {left:.1}s left",
                 counters.errors.load(Ordering::Relaxed)
             ));
             ticker.tick();

@@ -33,6 +33,8 @@ use crate::extract::QueryPairs;
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Arc<dyn StorageBackend>,
+    /// The Prometheus handle; `None` when metrics are off.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub limits: Limits,
     pub started: Instant,
 }
@@ -65,11 +67,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/stats", get(health::stats));
 
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
+    let mut routed = Router::new()
         .nest("/api/v1", api)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/storage", get(health::storage))
+        .route("/metrics", get(crate::metrics::render));
+    if state.metrics.is_some() {
+        // A route layer runs after routing, so the route template is known.
+        routed = routed.route_layer(axum::middleware::from_fn(crate::metrics::track_http));
+    }
+    routed
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

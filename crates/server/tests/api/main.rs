@@ -5,6 +5,7 @@ mod cache;
 mod endpoints;
 mod helpers;
 mod lifecycle;
+mod metrics;
 mod objects;
 mod processes;
 

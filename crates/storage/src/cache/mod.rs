@@ -416,6 +416,10 @@ impl StorageBackend for CachedBackend {
         self.inner.presigned_content_url(id, expires_in).await
     }
 
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        self.inner.pool_stats()
+    }
+
     fn cache_stats(&self) -> Option<CacheStats> {
         let l1_hits = self.counters.l1_hits.load(Ordering::Relaxed);
         let l2_hits = self.counters.l2_hits.load(Ordering::Relaxed);

@@ -114,6 +114,18 @@ pub struct ObjectTier {
     pending: AtomicU64,
 }
 
+/// Counts one object-store call in `schema_registry_s3_operations_total{operation,status}`. The
+/// name says s3 (the report's), whatever the store: the label `backend` tells which.
+fn count_op(kind: &'static str, op: &'static str, ok: bool) {
+    metrics::counter!(
+        "schema_registry_s3_operations_total",
+        "operation" => op,
+        "status" => if ok { "ok" } else { "error" },
+        "backend" => kind
+    )
+    .increment(1);
+}
+
 fn store_error(op: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(format!("object store {op}: {e}"))
 }
@@ -199,10 +211,16 @@ impl ObjectTier {
 
     async fn timed<T>(
         &self,
-        op: &str,
+        op: &'static str,
         f: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> StorageResult<T> {
-        match tokio::time::timeout(self.options.timeout, f).await {
+        let result = tokio::time::timeout(self.options.timeout, f).await;
+        let ok = matches!(
+            result,
+            Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. }))
+        );
+        count_op(self.kind, op, ok);
+        match result {
             Ok(Ok(v)) => {
                 self.breaker.success();
                 Ok(v)
@@ -257,8 +275,15 @@ impl ObjectTier {
             ),
         )
         .await;
+        let ok = matches!(
+            result,
+            Ok(Ok(_)) | Ok(Err(object_store::Error::AlreadyExists { .. }))
+        );
+        count_op(self.kind, "put", ok);
         match result {
             Ok(Ok(_)) | Ok(Err(object_store::Error::AlreadyExists { .. })) => {
+                metrics::histogram!("schema_registry_s3_upload_size_bytes", "backend" => self.kind)
+                    .record(content.size_bytes() as f64);
                 self.breaker.success();
                 self.counters.puts.fetch_add(1, Ordering::Relaxed);
                 self.counters

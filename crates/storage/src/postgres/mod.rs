@@ -1034,6 +1034,16 @@ impl StorageBackend for PostgresBackend {
         }
     }
 
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        let mut idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let mut size = self.pool.size();
+        if self.read_is_separate() {
+            idle += u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX);
+            size += self.reader.size();
+        }
+        Some((size.saturating_sub(idle), idle))
+    }
+
     fn tiers(&self) -> Vec<crate::TierHealth> {
         self.objects().map(|t| vec![t.health()]).unwrap_or_default()
     }

@@ -1067,6 +1067,13 @@ impl StorageBackend for SqliteBackend {
         presigned_url(&self.reader, self.objects(), id, expires_in).await
     }
 
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        let idle =
+            u32::try_from(self.reader.num_idle() + self.writer.num_idle()).unwrap_or(u32::MAX);
+        let size = self.reader.size() + self.writer.size();
+        Some((size.saturating_sub(idle), idle))
+    }
+
     fn tiers(&self) -> Vec<crate::TierHealth> {
         self.objects().map(|t| vec![t.health()]).unwrap_or_default()
     }

@@ -1,0 +1,313 @@
+//! Prometheus metrics, served at `GET /metrics` in the text exposition format.
+//!
+//! The report's metric names contain dots (`schema_registry.operations.total`), which are not
+//! legal in Prometheus metric names; every name here uses underscores.
+//!
+//! - **Operations** are recorded by [`MeteredBackend`], a decorator around the storage stack:
+//!   `schema_registry_operations_total{operation,status}` and
+//!   `schema_registry_operation_duration_seconds{operation}` (histogram).
+//! - **HTTP** requests by route *template* (never the raw path, which would explode the label
+//!   set): `schema_registry_http_requests_total{method,route,status}` and
+//!   `schema_registry_http_request_duration_seconds{method,route}`.
+//! - **Object store** calls are counted where they happen, in the storage crate:
+//!   `schema_registry_s3_operations_total{operation,status,backend}` and
+//!   `schema_registry_s3_upload_size_bytes` (histogram).
+//! - **State** is read when Prometheus scrapes, so the hot path pays nothing for it: cache hits
+//!   and misses, hit ratio, L1 entries, storage size, schemas by state, pool connections.
+//!
+//! Recording is a handful of atomic operations per request; `--metrics false` removes it all
+//! (no recorder, no middleware, no decorator) for a like-for-like comparison.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use schema_registry_core::{
+    NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
+};
+use schema_registry_storage::{
+    CacheStats, Page, Registered, SearchQuery, StorageBackend, StorageResult, StorageStats,
+    SubjectQuery, SubjectSummary, TierHealth,
+};
+
+use crate::routes::AppState;
+
+/// Latency buckets, seconds: 50 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+/// Upload size buckets, bytes: 1 MiB to 256 MiB.
+const SIZE_BUCKETS: &[f64] = &[
+    1_048_576.0,
+    2_097_152.0,
+    4_194_304.0,
+    8_388_608.0,
+    16_777_216.0,
+    33_554_432.0,
+    67_108_864.0,
+    134_217_728.0,
+    268_435_456.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("size_bytes".into()), SIZE_BUCKETS));
+            match builder.and_then(|b| b.install_recorder()) {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the metrics recorder; /metrics is disabled");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let Some(handle) = state.metrics.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    record_state(state.storage.as_ref()).await;
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Gauges and cumulative counters read from the storage stack at scrape time.
+async fn record_state(storage: &dyn StorageBackend) {
+    if let Some(c) = storage.cache_stats() {
+        metrics::counter!("schema_registry_cache_hits_total", "tier" => "l1").absolute(c.l1_hits);
+        metrics::counter!("schema_registry_cache_hits_total", "tier" => "l2").absolute(c.l2_hits);
+        metrics::counter!("schema_registry_cache_misses_total").absolute(c.misses);
+        metrics::counter!("schema_registry_cache_evictions_total").absolute(c.evictions);
+        metrics::counter!("schema_registry_cache_l2_errors_total").absolute(c.l2_errors);
+        metrics::gauge!("schema_registry_cache_hit_ratio").set(c.hit_rate);
+        metrics::gauge!("schema_registry_cache_l1_entries").set(c.l1_entries as f64);
+    }
+    if let Some((active, idle)) = storage.pool_stats() {
+        metrics::gauge!("schema_registry_db_connections", "state" => "active")
+            .set(f64::from(active));
+        metrics::gauge!("schema_registry_db_connections", "state" => "idle").set(f64::from(idle));
+    }
+    match tokio::time::timeout(Duration::from_secs(2), storage.statistics()).await {
+        Ok(Ok(s)) => {
+            metrics::gauge!("schema_registry_storage_size_bytes").set(s.bytes as f64);
+            metrics::gauge!("schema_registry_subjects").set(s.subjects as f64);
+            for (state, n) in [
+                ("active", s.active),
+                ("deprecated", s.deprecated),
+                ("deleted", s.deleted),
+            ] {
+                metrics::gauge!("schema_registry_schemas", "state" => state).set(n as f64);
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "statistics unavailable for /metrics"),
+        Err(_) => tracing::debug!("statistics timed out for /metrics"),
+    }
+}
+
+/// Middleware: counts and times every routed request by method, route template and status.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "schema_registry_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "schema_registry_http_request_duration_seconds",
+        "method" => method,
+        "route" => route
+    )
+    .record(elapsed);
+    response
+}
+
+/// Times and counts every storage operation, then delegates.
+#[derive(Debug)]
+pub struct MeteredBackend {
+    inner: Arc<dyn StorageBackend>,
+}
+
+impl MeteredBackend {
+    pub fn new(inner: Arc<dyn StorageBackend>) -> Self {
+        MeteredBackend { inner }
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        f: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
+        let started = Instant::now();
+        let result = f.await;
+        let status = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        metrics::counter!("schema_registry_operations_total", "operation" => operation, "status" => status)
+            .increment(1);
+        metrics::histogram!("schema_registry_operation_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+#[async_trait]
+impl StorageBackend for MeteredBackend {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
+        self.timed("register", self.inner.register(schema)).await
+    }
+    async fn register_all(&self, schemas: Vec<NewSchema>) -> StorageResult<Vec<Registered>> {
+        self.timed("register_all", self.inner.register_all(schemas))
+            .await
+    }
+    async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
+        self.timed("get_by_id", self.inner.get_by_id(id)).await
+    }
+    async fn get_version(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        self.timed("get_version", self.inner.get_version(subject, version))
+            .await
+    }
+    async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
+        self.timed("get_latest", self.inner.get_latest(subject))
+            .await
+    }
+    async fn list_versions(
+        &self,
+        subject: &Subject,
+        include_deleted: bool,
+    ) -> StorageResult<Vec<SchemaVersion>> {
+        self.timed(
+            "list_versions",
+            self.inner.list_versions(subject, include_deleted),
+        )
+        .await
+    }
+    async fn list_subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>> {
+        self.timed("list_subjects", self.inner.list_subjects(query))
+            .await
+    }
+    async fn search(&self, query: &SearchQuery) -> StorageResult<Page<SchemaRecord>> {
+        self.timed("search", self.inner.search(query)).await
+    }
+    async fn set_state(&self, id: SchemaId, state: SchemaState) -> StorageResult<SchemaRecord> {
+        self.timed("set_state", self.inner.set_state(id, state))
+            .await
+    }
+    async fn soft_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        self.timed("soft_delete", self.inner.soft_delete(subject, version))
+            .await
+    }
+    async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
+        self.timed(
+            "soft_delete_subject",
+            self.inner.soft_delete_subject(subject),
+        )
+        .await
+    }
+    async fn hard_delete(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<SchemaRecord> {
+        self.timed("hard_delete", self.inner.hard_delete(subject, version))
+            .await
+    }
+    async fn dependencies(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>> {
+        self.timed("dependencies", self.inner.dependencies(id, transitive))
+            .await
+    }
+    async fn dependents(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> StorageResult<Vec<SchemaSummary>> {
+        self.timed("dependents", self.inner.dependents(id, transitive))
+            .await
+    }
+    async fn statistics(&self) -> StorageResult<StorageStats> {
+        self.timed("statistics", self.inner.statistics()).await
+    }
+    async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
+        self.timed("popular", self.inner.popular(limit)).await
+    }
+    async fn health(&self) -> StorageResult<()> {
+        self.inner.health().await
+    }
+    async fn presigned_content_url(
+        &self,
+        id: SchemaId,
+        expires_in: Duration,
+    ) -> StorageResult<Option<(url::Url, Duration)>> {
+        self.timed(
+            "presigned_content_url",
+            self.inner.presigned_content_url(id, expires_in),
+        )
+        .await
+    }
+    fn note_access(&self, id: SchemaId, latency: Duration) {
+        self.inner.note_access(id, latency);
+    }
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        self.inner.pool_stats()
+    }
+    fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache_stats()
+    }
+    fn tiers(&self) -> Vec<TierHealth> {
+        self.inner.tiers()
+    }
+    async fn run_maintenance(&self) -> StorageResult<()> {
+        self.inner.run_maintenance().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
