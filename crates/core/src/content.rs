@@ -15,18 +15,59 @@
 //! NUL characters are refused in every format: PostgreSQL cannot store them in `text` nor
 //! `\u0000` in `jsonb`, and a schema must mean the same on every backend.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{DomainError, SchemaFormat};
 
 /// A syntactically valid schema document in canonical form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SchemaContent {
     format: SchemaFormat,
-    text: String,
+    text: Text,
     checksum: String,
 }
+
+/// The document. A JSON Schema is kept as a validated [`RawValue`]: it is checked once, when
+/// the content is built, and then embedded in every API response as is, without re-parsing
+/// (the hot read path serialises records many times per second).
+#[derive(Debug, Clone)]
+enum Text {
+    Json(Box<RawValue>),
+    Plain(String),
+}
+
+impl Text {
+    /// Validates JSON Schema text once. Text that is not exactly one JSON value (only possible
+    /// for corrupted stored data) stays plain, byte for byte, so the checksum still covers it.
+    fn new(format: SchemaFormat, text: String) -> Text {
+        if format == SchemaFormat::JsonSchema {
+            if let Ok(raw) = serde_json::from_str::<Box<RawValue>>(&text) {
+                if raw.get().len() == text.len() {
+                    return Text::Json(raw);
+                }
+            }
+        }
+        Text::Plain(text)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Json(raw) => raw.get(),
+            Text::Plain(s) => s,
+        }
+    }
+}
+
+impl PartialEq for SchemaContent {
+    fn eq(&self, other: &Self) -> bool {
+        self.format == other.format
+            && self.checksum == other.checksum
+            && self.text.as_str() == other.text.as_str()
+    }
+}
+impl Eq for SchemaContent {}
 
 impl SchemaContent {
     /// Checks `document` for `format`'s syntax and canonicalises it.
@@ -106,7 +147,7 @@ impl SchemaContent {
         let checksum = sha256_hex(text.as_bytes());
         SchemaContent {
             format,
-            text,
+            text: Text::new(format, text),
             checksum,
         }
     }
@@ -116,14 +157,14 @@ impl SchemaContent {
     pub fn from_stored(format: SchemaFormat, text: String, checksum: String) -> Self {
         SchemaContent {
             format,
-            text,
+            text: Text::new(format, text),
             checksum,
         }
     }
 
     /// Whether the stored checksum matches the text.
     pub fn verify(&self) -> bool {
-        sha256_hex(self.text.as_bytes()) == self.checksum
+        sha256_hex(self.text().as_bytes()) == self.checksum
     }
 
     pub fn format(&self) -> SchemaFormat {
@@ -131,23 +172,34 @@ impl SchemaContent {
     }
     /// The canonical document.
     pub fn text(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
     pub fn into_text(self) -> String {
-        self.text
+        match self.text {
+            Text::Json(raw) => raw.get().to_string(),
+            Text::Plain(s) => s,
+        }
+    }
+    /// The document as a validated raw JSON value, for JSON Schema content (embedded in API
+    /// responses without re-parsing).
+    pub fn as_raw_json(&self) -> Option<&RawValue> {
+        match &self.text {
+            Text::Json(raw) => Some(raw),
+            Text::Plain(_) => None,
+        }
     }
     /// Lowercase hex SHA-256 of [`SchemaContent::text`].
     pub fn checksum(&self) -> &str {
         &self.checksum
     }
     pub fn size_bytes(&self) -> u64 {
-        self.text.len() as u64
+        self.text().len() as u64
     }
     /// Whether the canonical text is itself a JSON document (JSON Schema and Avro).
     pub fn is_json(&self) -> bool {
         matches!(self.format, SchemaFormat::JsonSchema)
             || (self.format == SchemaFormat::Avro
-                && serde_json::from_str::<serde::de::IgnoredAny>(&self.text).is_ok())
+                && serde_json::from_str::<serde::de::IgnoredAny>(self.text()).is_ok())
     }
 }
 
@@ -323,6 +375,25 @@ mod tests {
             obj.text(),
             r#"{"name":"Suit","symbols":["SPADES","HEARTS"],"type":"enum"}"#
         );
+    }
+
+    #[test]
+    fn stored_text_is_returned_byte_for_byte_even_when_not_canonical() {
+        for odd in [" {} ", "{\"a\":1}\n", "not json", "{} {}"] {
+            let c =
+                SchemaContent::from_stored(SchemaFormat::JsonSchema, odd.to_string(), "x".into());
+            assert_eq!(c.text(), odd);
+            assert!(
+                c.as_raw_json().is_none(),
+                "{odd:?} is not one exact JSON value"
+            );
+        }
+        let c = SchemaContent::from_stored(
+            SchemaFormat::JsonSchema,
+            "{\"a\":[1,2]}".into(),
+            "x".into(),
+        );
+        assert_eq!(c.as_raw_json().map(|r| r.get()), Some("{\"a\":[1,2]}"));
     }
 
     #[test]

@@ -69,15 +69,9 @@ impl Serialize for SchemaRecord {
         s.serialize_field("subject", &self.subject)?;
         s.serialize_field("version", &self.version)?;
         s.serialize_field("format", &self.format())?;
-        if self.format() == SchemaFormat::JsonSchema {
-            let raw: Result<&serde_json::value::RawValue, _> =
-                serde_json::from_str(self.content.text());
-            match raw {
-                Ok(raw) => s.serialize_field("schema", raw)?,
-                Err(_) => s.serialize_field("schema", self.content.text())?,
-            }
-        } else {
-            s.serialize_field("schema", self.content.text())?;
+        match self.content.as_raw_json() {
+            Some(raw) => s.serialize_field("schema", raw)?,
+            None => s.serialize_field("schema", self.content.text())?,
         }
         s.serialize_field("checksum", self.checksum())?;
         s.serialize_field("state", &self.state)?;

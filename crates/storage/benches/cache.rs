@@ -220,6 +220,14 @@ fn bench_l1(c: &mut Criterion, rt: &Runtime, rec: &SchemaRecord) {
         });
     }
     {
+        // The same key every time (its moka node stays in the CPU caches).
+        let (l1, key) = (&*l1_get, &keys[0]);
+        group.bench_function("get_hit_same_key", |b| {
+            b.to_async(rt)
+                .iter(|| async move { black_box(l1.get(key, None).await.expect("hit")) })
+        });
+    }
+    {
         // A fill after a miss: a key L1 does not hold, into a full L1 (so moka evicts or
         // rejects one entry per fill). Includes the epoch read and the record clone.
         let (l1, rec) = (&*l1_fill, rec);
@@ -291,32 +299,38 @@ fn bench_l1(c: &mut Criterion, rt: &Runtime, rec: &SchemaRecord) {
 // 2. L2 against the real Redis
 // ---------------------------------------------------------------------------------------------
 
+fn l2_options(redis_url: &str, prefix: &str) -> L2Options {
+    L2Options {
+        url: redis_url.to_string(),
+        ttl: Duration::from_secs(3600),
+        // Longer than the product's 250 ms so that a scheduling hiccup on a shared machine
+        // does not abort the run; it does not change the cost of a call that succeeds.
+        timeout: Duration::from_secs(5),
+        prefix: prefix.to_string(),
+        breaker_threshold: 3,
+        breaker_cooldown: Duration::from_secs(5),
+    }
+}
+
 fn bench_l2(c: &mut Criterion, rt: &Runtime, redis_url: &str, records: &[(&str, &SchemaRecord)]) {
     let prefix = unique_prefix();
     eprintln!("l2: redis {redis_url}, key prefix {prefix}");
     let l2 = rt.block_on(async {
-        let l2 = L2::new(L2Options {
-            url: redis_url.to_string(),
-            ttl: Duration::from_secs(3600),
-            // Longer than the product's 250 ms so that a scheduling hiccup on a shared machine
-            // does not abort the run; it does not change the cost of a call that succeeds.
-            timeout: Duration::from_secs(5),
-            prefix,
-            breaker_threshold: 3,
-            breaker_cooldown: Duration::from_secs(5),
-        })
-        .expect("L2");
+        let l2 = L2::new(l2_options(redis_url, &prefix)).expect("L2");
         assert!(l2.ready().await, "L2 not ready");
         l2
     });
+    let key_set = |size: usize| -> Vec<CacheKey> {
+        (0..L2_KEYS as u128)
+            .map(|n| id_key(((size as u128 + 1) << 64) + n))
+            .collect()
+    };
 
     let mut group = c.benchmark_group("l2");
     group.throughput(Throughput::Elements(1));
     for (size, (label, rec)) in records.iter().enumerate() {
         // L2_KEYS keys per size, filled and checked to be hits.
-        let keys: Vec<CacheKey> = (0..L2_KEYS as u128)
-            .map(|n| id_key(((size as u128 + 1) << 64) + n))
-            .collect();
+        let keys = key_set(size);
         rt.block_on(async {
             for k in &keys {
                 l2.fill(k, rec, "").await.expect("L2 fill");
@@ -353,6 +367,67 @@ fn bench_l2(c: &mut Criterion, rt: &Runtime, redis_url: &str, records: &[(&str, 
                 })
             });
         }
+    }
+
+    // Decomposition of the L2 read (1 KiB record), to compare with redis-benchmark:
+    // (a) the same L2 get on a current-thread runtime: the caller and the connection's driver
+    //     task share one thread, so no cross-thread wake-ups (redis-benchmark's situation);
+    // (b) a plain GET of a 1024-byte value through the redis crate's ConnectionManager on the
+    //     multi-thread runtime: the client's floor, without MGET of the epoch, decoding, the
+    //     timeout and the breaker.
+    {
+        let ct = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("current-thread runtime");
+        let l2_ct = ct.block_on(async {
+            let l2 = L2::new(l2_options(redis_url, &prefix)).expect("L2");
+            assert!(l2.ready().await, "L2 not ready");
+            l2
+        });
+        let keys = key_set(0);
+        let (l2_ct, keys) = (&l2_ct, &keys);
+        let mut i = 0usize;
+        group.bench_function(BenchmarkId::new("get_hit_current_thread", records[0].0), |b| {
+            b.to_async(&ct).iter(move || {
+                i = (i + 1) % L2_KEYS;
+                let key = &keys[i];
+                async move {
+                    let found = l2_ct.get(key).await.expect("L2 get");
+                    black_box(found.record.expect("hit"))
+                }
+            })
+        });
+        l2_ct.stop();
+    }
+    {
+        let raw_key = format!("{prefix}:raw");
+        let conn = rt.block_on(async {
+            let client = redis::Client::open(redis_url).expect("redis url");
+            let mut conn = redis::aio::ConnectionManager::new(client)
+                .await
+                .expect("redis connection");
+            let () = redis::cmd("SET")
+                .arg(&raw_key)
+                .arg(vec![b'x'; 1024])
+                .query_async(&mut conn)
+                .await
+                .expect("SET");
+            conn
+        });
+        let (conn, raw_key) = (&conn, &raw_key);
+        group.bench_function("redis_rs_get/1024B", |b| {
+            b.to_async(rt).iter(|| async move {
+                let mut conn = conn.clone();
+                let v: Vec<u8> = redis::cmd("GET")
+                    .arg(raw_key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("GET");
+                assert_eq!(v.len(), 1024);
+                black_box(v)
+            })
+        });
     }
     group.finish();
     l2.stop();
@@ -612,9 +687,9 @@ fn main() {
     }
 
     let mut c = Criterion::default()
-        .sample_size(30)
+        .sample_size(40)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(4))
         .configure_from_args();
     bench_codec(&mut c, &records);
     bench_l1(&mut c, &rt, &rec_1k);

@@ -169,32 +169,53 @@ pub async fn set_state(
     ))
 }
 
+/// Which direction a dependency walk goes.
+#[derive(Clone, Copy)]
+enum Walk {
+    Dependencies,
+    Dependents,
+}
+
+async fn walk(
+    state: AppState,
+    id: String,
+    query: QueryPairs,
+    direction: Walk,
+) -> ApiResult<Json<Value>> {
+    query.reject_unknown(&["transitive"])?;
+    let id = parse_id(&id)?;
+    let transitive = query.flag("transitive")?;
+    let (key, found) = match direction {
+        Walk::Dependencies => (
+            "dependencies",
+            state.storage.dependencies(id, transitive).await?,
+        ),
+        Walk::Dependents => (
+            "dependents",
+            state.storage.dependents(id, transitive).await?,
+        ),
+    };
+    Ok(Json(
+        json!({ "schema_id": id, "transitive": transitive, key: found }),
+    ))
+}
+
+/// `GET /api/v1/schemas/{id}/dependencies[?transitive=true]`.
 pub async fn dependencies(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
     query: QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    query.reject_unknown(&["transitive"])?;
-    let id = parse_id(&id)?;
-    let transitive = query.flag("transitive")?;
-    let deps = state.storage.dependencies(id, transitive).await?;
-    Ok(Json(
-        json!({ "schema_id": id, "transitive": transitive, "dependencies": deps }),
-    ))
+    walk(state, id, query, Walk::Dependencies).await
 }
 
+/// `GET /api/v1/schemas/{id}/dependents[?transitive=true]`.
 pub async fn dependents(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
     query: QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    query.reject_unknown(&["transitive"])?;
-    let id = parse_id(&id)?;
-    let transitive = query.flag("transitive")?;
-    let deps = state.storage.dependents(id, transitive).await?;
-    Ok(Json(
-        json!({ "schema_id": id, "transitive": transitive, "dependents": deps }),
-    ))
+    walk(state, id, query, Walk::Dependents).await
 }
 
 #[cfg(test)]

@@ -407,6 +407,22 @@ impl ObjectTier {
     }
 }
 
+/// The presigned URL for a version whose row holds `location` (looked up by the backend):
+/// not found when the row is missing, `None` when the content is inline or the store cannot
+/// sign.
+pub(crate) async fn presign_location(
+    tier: Option<&ObjectTier>,
+    id: schema_registry_core::SchemaId,
+    location: Option<Option<String>>,
+    expires_in: Duration,
+) -> StorageResult<Option<(url::Url, Duration)>> {
+    match (location, tier) {
+        (None, _) => Err(StorageError::NotFound(crate::NotFound::Schema(id))),
+        (Some(Some(key)), Some(tier)) => tier.presign(&key, expires_in).await,
+        _ => Ok(None),
+    }
+}
+
 /// Where a new version's content is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Placement {

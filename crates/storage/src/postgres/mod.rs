@@ -117,35 +117,31 @@ pub const LIST_VERSIONS: &str = "SELECT major, minor, patch, pre FROM schemas
      WHERE subject = $1 AND ($2 OR state <> 'deleted')
      ORDER BY major, minor, patch, pre_key";
 
-/// Recursive walks: `UNION` drops repeated (id, depth) pairs and the depth bound stops a
-/// corrupted cyclic graph; `DISTINCT ON` keeps each version once, at its shortest depth.
-const DEPENDENCIES: &str = "
-    WITH RECURSIVE walk(id, depth) AS (
-        SELECT depends_on_id, 1 FROM schema_dependencies WHERE schema_id = $1
-        UNION
-        SELECT d.depends_on_id, w.depth + 1
-        FROM schema_dependencies d JOIN walk w ON d.schema_id = w.id
-        WHERE $2 AND w.depth < $3
-    ), shortest AS (
-        SELECT id, min(depth) AS depth FROM walk GROUP BY id
-    )
-    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, w.depth::bigint AS depth
-    FROM shortest w JOIN schemas s ON s.id = w.id
-    ORDER BY w.depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+/// A dependency walk: from the rows whose `$start` column is the schema asked about, follow
+/// `$next`; once (direct) or until no new version appears (transitive, `$2`), bounded by depth.
+/// `UNION` drops repeated (id, depth) pairs; `shortest` keeps each version once, at its
+/// shortest depth.
+macro_rules! walk_sql {
+    ($start:literal, $next:literal) => {
+        concat!(
+            "WITH RECURSIVE walk(id, depth) AS (
+                SELECT ", $next, ", 1 FROM schema_dependencies WHERE ", $start, " = $1
+                UNION
+                SELECT d.", $next, ", w.depth + 1
+                FROM schema_dependencies d JOIN walk w ON d.", $start, " = w.id
+                WHERE $2 AND w.depth < $3
+            ), shortest AS (
+                SELECT id, min(depth) AS depth FROM walk GROUP BY id
+            )
+            SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, w.depth::bigint AS depth
+            FROM shortest w JOIN schemas s ON s.id = w.id
+            ORDER BY w.depth, s.subject, s.major, s.minor, s.patch, s.pre_key"
+        )
+    };
+}
 
-const DEPENDENTS: &str = "
-    WITH RECURSIVE walk(id, depth) AS (
-        SELECT schema_id, 1 FROM schema_dependencies WHERE depends_on_id = $1
-        UNION
-        SELECT d.schema_id, w.depth + 1
-        FROM schema_dependencies d JOIN walk w ON d.depends_on_id = w.id
-        WHERE $2 AND w.depth < $3
-    ), shortest AS (
-        SELECT id, min(depth) AS depth FROM walk GROUP BY id
-    )
-    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, w.depth::bigint AS depth
-    FROM shortest w JOIN schemas s ON s.id = w.id
-    ORDER BY w.depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+const DEPENDENCIES: &str = walk_sql!("schema_id", "depends_on_id");
+const DEPENDENTS: &str = walk_sql!("depends_on_id", "schema_id");
 
 fn raw_from_row(row: &PgRow) -> StorageResult<RawRecord> {
     Ok(RawRecord {
@@ -1027,11 +1023,7 @@ impl StorageBackend for PostgresBackend {
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await?;
-        match (location, self.objects()) {
-            (None, _) => Err(StorageError::NotFound(NotFound::Schema(id))),
-            (Some(Some(key)), Some(tier)) => tier.presign(&key, expires_in).await,
-            _ => Ok(None),
-        }
+        crate::objects::presign_location(self.objects(), id, location, expires_in).await
     }
 
     fn pool_stats(&self) -> Option<(u32, u32)> {

@@ -138,31 +138,28 @@ const SEARCH_COUNT: &str = concat!("SELECT COUNT(*)", search_filter!());
 /// any real reference chain.
 pub(crate) const MAX_WALK_DEPTH: i64 = 1000;
 
-const DEPENDENCIES: &str = "
-    WITH RECURSIVE walk(id, depth) AS (
-        SELECT depends_on_id, 1 FROM schema_dependencies WHERE schema_id = ?1
-        UNION
-        SELECT d.depends_on_id, w.depth + 1
-        FROM schema_dependencies d JOIN walk w ON d.schema_id = w.id
-        WHERE ?2 AND w.depth < ?3
-    )
-    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
-    FROM walk w JOIN schemas s ON s.id = w.id
-    GROUP BY s.id
-    ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+/// A dependency walk: from the rows whose `$start` column is the schema asked about, follow
+/// `$next`; once (direct) or until no new version appears (transitive, `?2`), bounded by depth.
+macro_rules! walk_sql {
+    ($start:literal, $next:literal) => {
+        concat!(
+            "WITH RECURSIVE walk(id, depth) AS (
+                SELECT ", $next, ", 1 FROM schema_dependencies WHERE ", $start, " = ?1
+                UNION
+                SELECT d.", $next, ", w.depth + 1
+                FROM schema_dependencies d JOIN walk w ON d.", $start, " = w.id
+                WHERE ?2 AND w.depth < ?3
+            )
+            SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
+            FROM walk w JOIN schemas s ON s.id = w.id
+            GROUP BY s.id
+            ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key"
+        )
+    };
+}
 
-const DEPENDENTS: &str = "
-    WITH RECURSIVE walk(id, depth) AS (
-        SELECT schema_id, 1 FROM schema_dependencies WHERE depends_on_id = ?1
-        UNION
-        SELECT d.schema_id, w.depth + 1
-        FROM schema_dependencies d JOIN walk w ON d.depends_on_id = w.id
-        WHERE ?2 AND w.depth < ?3
-    )
-    SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
-    FROM walk w JOIN schemas s ON s.id = w.id
-    GROUP BY s.id
-    ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key";
+const DEPENDENCIES: &str = walk_sql!("schema_id", "depends_on_id");
+const DEPENDENTS: &str = walk_sql!("depends_on_id", "schema_id");
 
 fn raw_from_row(row: &SqliteRow) -> StorageResult<RawRecord> {
     let json = |col: &str| -> StorageResult<Value> {
@@ -1095,9 +1092,5 @@ async fn presigned_url(
             .bind(id)
             .fetch_optional(reader)
             .await?;
-    match (location, objects) {
-        (None, _) => Err(StorageError::NotFound(NotFound::Schema(id))),
-        (Some(Some(key)), Some(tier)) => tier.presign(&key, expires_in).await,
-        _ => Ok(None),
-    }
+    crate::objects::presign_location(objects, id, location, expires_in).await
 }
