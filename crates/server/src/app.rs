@@ -53,6 +53,16 @@ impl Application {
         let storage: Arc<dyn StorageBackend> = match &settings.cache {
             None => database,
             Some(options) => {
+                let local_objects = matches!(
+                    settings.storage.objects.as_ref().map(|o| &o.backend),
+                    Some(schema_registry_storage::objects::ObjectBackend::Local { .. })
+                );
+                if local_objects && database.kind() == "postgres" {
+                    tracing::warn!(
+                        "PostgreSQL with a local object directory: large schemas are readable only by this server; \
+                         set S3_BUCKET when several servers share the database"
+                    );
+                }
                 if options.redis_url.is_none() && database.kind() == "postgres" {
                     tracing::warn!(
                         "PostgreSQL without REDIS_URL: the in-process cache is not invalidated by other servers; \

@@ -73,33 +73,40 @@ pub enum Command {
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
-        #[command(flatten)]
-        database: DatabaseArgs,
     },
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum MigrateAction {
     /// Apply every pending migration.
-    Run,
+    Run(DatabaseArgs),
     /// List the migrations this binary knows and whether each is applied.
-    Info,
+    Info(DatabaseArgs),
     /// Revert the most recently applied migration.
-    Revert,
+    Revert(DatabaseArgs),
+}
+
+impl MigrateAction {
+    /// The database the action applies to.
+    pub fn database(&self) -> &DatabaseArgs {
+        match self {
+            MigrateAction::Run(d) | MigrateAction::Info(d) | MigrateAction::Revert(d) => d,
+        }
+    }
 }
 
 /// Where the data lives. Shared by `serve` and `migrate`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct DatabaseArgs {
     /// TOML configuration file; its keys are the long flag names with `_` for `-`.
-    #[arg(long, env = "SCHEMA_REGISTRY_CONFIG", global = true)]
+    #[arg(long, env = "SCHEMA_REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Directory for the embedded SQLite database; created if missing. [default: ./data]
-    #[arg(long, env = "SCHEMA_REGISTRY_DATA_DIR", global = true)]
+    #[arg(long, env = "SCHEMA_REGISTRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH (embedded) or postgres://USER:PASS@HOST:PORT/DB (production;
     /// add ?sslmode=require|verify-full for TLS). [default: sqlite://<data-dir>/registry.db]
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 }
 
@@ -738,8 +745,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Some(Command::Migrate {
-                action: MigrateAction::Info,
-                ..
+                action: MigrateAction::Info(_),
             })
         ));
         let cli =

@@ -1,4 +1,5 @@
-//! The `llm-schema-registry` binary: `serve` (the default) and `migrate run|info|revert`.
+//! The `llm-schema-registry` binary: `serve` (the default), `migrate run|info|revert`, and
+//! `load-test` (drives a running server; see `loadtest`).
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
         match cli.command {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(*args).await,
-            Some(Command::Migrate { action, database }) => run_migrate(action, database).await,
+            Some(Command::Migrate { action }) => run_migrate(action).await,
             Some(Command::LoadTest(args)) => {
                 let json = args.json;
                 let report = schema_registry_server::loadtest::run(*args).await?;
@@ -49,7 +50,8 @@ async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_migrate(action: MigrateAction, args: config::DatabaseArgs) -> anyhow::Result<()> {
+async fn run_migrate(action: MigrateAction) -> anyhow::Result<()> {
+    let args = action.database().clone();
     let file = config::load_file(&args)?;
     let (data_dir, url) = config::resolve_database(&args, &file)?;
     if migrate::Dialect::from_url(&url)? == migrate::Dialect::Sqlite {
@@ -57,7 +59,7 @@ async fn run_migrate(action: MigrateAction, args: config::DatabaseArgs) -> anyho
     }
     let shown = schema_registry_storage::redact_url(&url);
     match action {
-        MigrateAction::Run => {
+        MigrateAction::Run(_) => {
             let applied = migrate::run(&url).await?;
             if applied.is_empty() {
                 println!("{shown}: already up to date");
@@ -66,14 +68,14 @@ async fn run_migrate(action: MigrateAction, args: config::DatabaseArgs) -> anyho
                 println!("{shown}: applied migration {v}");
             }
         }
-        MigrateAction::Info => {
+        MigrateAction::Info(_) => {
             println!("{shown}");
             for m in migrate::info(&url).await? {
                 let status = if m.applied { "applied" } else { "pending" };
                 println!("{:>4}  {:<8} {}", m.version, status, m.description);
             }
         }
-        MigrateAction::Revert => match migrate::revert(&url).await? {
+        MigrateAction::Revert(_) => match migrate::revert(&url).await? {
             Some(v) => println!("{shown}: reverted migration {v}"),
             None => println!("{shown}: nothing to revert"),
         },

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -79,7 +79,11 @@ pub fn install() -> Option<PrometheusHandle> {
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(handle) = state.metrics.as_ref() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::error::ApiError::not_found(
+            "metrics_disabled",
+            "metrics are turned off (--metrics false)",
+        )
+        .into_response();
     };
     record_state(state.storage.as_ref()).await;
     handle.run_upkeep();

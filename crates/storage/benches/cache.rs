@@ -388,16 +388,19 @@ fn bench_l2(c: &mut Criterion, rt: &Runtime, redis_url: &str, records: &[(&str, 
         let keys = key_set(0);
         let (l2_ct, keys) = (&l2_ct, &keys);
         let mut i = 0usize;
-        group.bench_function(BenchmarkId::new("get_hit_current_thread", records[0].0), |b| {
-            b.to_async(&ct).iter(move || {
-                i = (i + 1) % L2_KEYS;
-                let key = &keys[i];
-                async move {
-                    let found = l2_ct.get(key).await.expect("L2 get");
-                    black_box(found.record.expect("hit"))
-                }
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("get_hit_current_thread", records[0].0),
+            |b| {
+                b.to_async(&ct).iter(move || {
+                    i = (i + 1) % L2_KEYS;
+                    let key = &keys[i];
+                    async move {
+                        let found = l2_ct.get(key).await.expect("L2 get");
+                        black_box(found.record.expect("hit"))
+                    }
+                })
+            },
+        );
         l2_ct.stop();
     }
     {
@@ -416,6 +419,59 @@ fn bench_l2(c: &mut Criterion, rt: &Runtime, redis_url: &str, records: &[(&str, 
             conn
         });
         let (conn, raw_key) = (&conn, &raw_key);
+        // (c) the L2 read's own command (MGET of the value and its epoch key), raw: no decode,
+        //     no timeout, no breaker.
+        let mget_keys: Vec<[String; 2]> = key_set(0)
+            .iter()
+            .map(|k| [k.redis_key(&prefix), k.epoch().redis_key(&prefix)])
+            .collect();
+        {
+            let mget_keys = &mget_keys;
+            let mut i = 0usize;
+            group.bench_function(BenchmarkId::new("redis_rs_mget", records[0].0), |b| {
+                b.to_async(rt).iter(move || {
+                    i = (i + 1) % L2_KEYS;
+                    let keys = &mget_keys[i];
+                    async move {
+                        let mut conn = conn.clone();
+                        let (v, e): (Option<Vec<u8>>, Option<String>) = redis::cmd("MGET")
+                            .arg(&keys[..])
+                            .query_async(&mut conn)
+                            .await
+                            .expect("MGET");
+                        assert!(v.is_some() && e.is_none());
+                        black_box(v)
+                    }
+                })
+            });
+        }
+        // (d) a plain GET through a ConnectionManager configured as L2 configures its own
+        //     (lazy, response timeout, one retry).
+        let lazy = rt.block_on(async {
+            let client = redis::Client::open(redis_url).expect("redis url");
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(Duration::from_secs(5)))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(2));
+            redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+                .expect("redis connection")
+        });
+        {
+            let lazy = &lazy;
+            group.bench_function("redis_rs_get_l2_config/1024B", |b| {
+                b.to_async(rt).iter(|| async move {
+                    let mut conn = lazy.clone();
+                    let v: Vec<u8> = redis::cmd("GET")
+                        .arg(raw_key)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("GET");
+                    assert_eq!(v.len(), 1024);
+                    black_box(v)
+                })
+            });
+        }
         group.bench_function("redis_rs_get/1024B", |b| {
             b.to_async(rt).iter(|| async move {
                 let mut conn = conn.clone();

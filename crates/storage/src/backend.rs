@@ -1,8 +1,9 @@
 //! The [`StorageBackend`] trait: the report's core operations, one vocabulary for every backend.
 //!
 //! It is object-safe (`Arc<dyn StorageBackend>`), so the server picks a backend at start-up from
-//! configuration, and wrappers (the cache tier, the object tier) implement the same trait around
-//! an inner backend.
+//! configuration, and wrappers (the cache tier, the metrics decorator) implement the same trait
+//! around an inner backend. The object tier is not a wrapper: the SQL backends route large
+//! content to it themselves, because the row and the object must agree inside one transaction.
 
 use async_trait::async_trait;
 use schema_registry_core::{
@@ -132,7 +133,7 @@ pub struct CacheStats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TierHealth {
     pub name: &'static str,
-    /// `up`, `degraded`, `disabled` or `down`.
+    /// `up`, `degraded` or `disabled`.
     pub status: &'static str,
     /// Tier-specific details (entry counts, errors).
     pub detail: Value,

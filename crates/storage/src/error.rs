@@ -1,5 +1,5 @@
 //! One error vocabulary for every backend. Backends translate their native errors (sqlx,
-//! later Redis and object storage) into these variants, so callers — the HTTP layer, the cache
+//! Redis, object storage) into these variants, so callers — the HTTP layer, the cache
 //! wrapper — never match on a driver's error type.
 
 use schema_registry_core::{DomainError, SchemaId, SchemaVersion, Subject};

@@ -164,7 +164,12 @@ impl ObjectTier {
                     if let Some(t) = &s3.session_token {
                         b = b.with_token(t);
                     }
-                    if let Some(sse) = &s3.sse {
+                    // A KMS key without a mode means SSE-KMS.
+                    let sse = s3
+                        .sse
+                        .clone()
+                        .or_else(|| s3.sse_kms_key_id.as_ref().map(|_| "aws:kms".to_string()));
+                    if let Some(sse) = &sse {
                         let key = AmazonS3ConfigKey::from_str("aws_server_side_encryption")
                             .map_err(|e| {
                                 StorageError::Internal(format!("S3 encryption setting: {e}"))
@@ -172,7 +177,11 @@ impl ObjectTier {
                         b = b.with_config(key, sse);
                     }
                     if let Some(kms) = &s3.sse_kms_key_id {
-                        b = b.with_sse_kms_encryption(kms);
+                        // The key id alone: `with_sse_kms_encryption` would also force the
+                        // `aws:kms` mode over an explicit `aws:kms:dsse`.
+                        let key = AmazonS3ConfigKey::from_str("aws_sse_kms_key_id")
+                            .map_err(|e| StorageError::Internal(format!("S3 KMS setting: {e}")))?;
+                        b = b.with_config(key, kms);
                     }
                     let s3store = Arc::new(b.build().map_err(|e| {
                         StorageError::Internal(format!("invalid S3 configuration: {e}"))
@@ -324,8 +333,9 @@ impl ObjectTier {
         checksum: &str,
     ) -> StorageResult<SchemaContent> {
         let path = ObjectPath::from(key);
-        let result = self.timed("get", self.store.get(&path)).await?;
-        let bytes = self.timed("get", result.bytes()).await?;
+        let bytes = self
+            .timed("get", async { self.store.get(&path).await?.bytes().await })
+            .await?;
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
         let corrupted = |why: String| {
             self.counters.corrupted.fetch_add(1, Ordering::Relaxed);

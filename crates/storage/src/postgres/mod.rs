@@ -30,7 +30,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use std::str::FromStr;
 
 use crate::background::Periodic;
-use crate::objects::{place, ObjectTier, Placement};
+use crate::objects::{confirm, place, ObjectTier, Placement};
 use crate::register::{register_in, InsertRow, WriteTx};
 use crate::row::{version_from_parts, RawRecord, RawSummary};
 use crate::sqlite::finish_for_removal;
@@ -286,6 +286,28 @@ impl PostgresBackend {
 
     fn objects(&self) -> Option<&ObjectTier> {
         self.objects.as_deref()
+    }
+
+    /// Second phase of a permanent delete: removes the object `key` if no row points to it any
+    /// more, under the content lock registrations take before they point to an object. If this
+    /// fails, the object stays as harmless garbage; the row is already gone, so no pointer can
+    /// dangle.
+    async fn release_object(&self, tier: &ObjectTier, key: &str) -> StorageResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        let others: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM schemas WHERE content_location = $1")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+        if others == 0 {
+            tier.delete(key).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Flushes buffered access counts and stops the background tasks, then closes the pools.
@@ -808,9 +830,11 @@ impl StorageBackend for PostgresBackend {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let raw = raw_from_row(&row)?;
+        // Content is read before the commit: if it cannot be read, nothing changes (and no
+        // cache is left holding the old state of a committed change).
+        let record = raw_from_row(&row)?.finish(self.objects()).await?;
         tx.commit().await?;
-        raw.finish(self.objects()).await
+        Ok(record)
     }
 
     async fn soft_delete(
@@ -840,9 +864,11 @@ impl StorageBackend for PostgresBackend {
                 version: version.clone(),
             }));
         };
-        let raw = raw_from_row(&row)?;
+        // Content is read before the commit: if it cannot be read, nothing changes (and no
+        // cache is left holding the old state of a committed change).
+        let record = raw_from_row(&row)?.finish(self.objects()).await?;
         tx.commit().await?;
-        raw.finish(self.objects()).await
+        Ok(record)
     }
 
     async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
@@ -864,8 +890,8 @@ impl StorageBackend for PostgresBackend {
             .iter()
             .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
-        tx.commit().await?;
         let mut records = RawRecord::finish_all(raws, self.objects()).await?;
+        tx.commit().await?;
         records.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(records)
     }
@@ -916,23 +942,12 @@ impl StorageBackend for PostgresBackend {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        // The object goes only when no other row points to it, under the content lock that
-        // registrations take before they point to an object.
+        tx.commit().await?;
         if let (Some(key), Some(tier)) = (location, self.objects()) {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-            let others: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM schemas WHERE content_location = $1")
-                    .bind(&key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if others == 0 {
-                tier.delete(&key).await?;
+            if let Err(e) = self.release_object(tier, &key).await {
+                tracing::warn!(key, error = %e, "object left in the store after a permanent delete");
             }
         }
-        tx.commit().await?;
         Ok(record)
     }
 
@@ -1115,6 +1130,12 @@ async fn reconcile(pool: &PgPool, tier: &ObjectTier) -> StorageResult<u64> {
             .bind(&key)
             .execute(&mut *tx)
             .await?;
+        // Under the content lock, make sure the object is still there (a permanent delete of
+        // identical content may have removed it since the upload) before pointing to it.
+        let Placement::Object(key) = confirm(Some(tier), Placement::Object(key), &content).await?
+        else {
+            break; // the store went away again: next round
+        };
         sqlx::query(
             "UPDATE schemas SET content_text = NULL, content = NULL, content_location = $2, content_pending = false
              WHERE id = $1 AND content_pending",

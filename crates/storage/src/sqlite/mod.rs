@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::background::{AccessCounter, Periodic};
-use crate::objects::{place, ObjectTier, Placement};
+use crate::objects::{confirm, place, ObjectTier, Placement};
 use crate::register::{register_in, InsertRow, WriteTx};
 use crate::row::{from_micros, to_micros, version_from_parts, RawRecord, RawSummary};
 use crate::{
@@ -348,6 +348,24 @@ impl SqliteBackend {
         self.objects.as_deref()
     }
 
+    /// Second phase of a permanent delete: removes the object `key` if no row points to it any
+    /// more. Runs under the write lock, so no registration can start pointing to it meanwhile.
+    /// If this fails, the object stays as harmless garbage; the row is already gone, so no
+    /// pointer can dangle.
+    async fn release_object(&self, tier: &ObjectTier, key: &str) -> StorageResult<()> {
+        let mut tx = self.begin_write().await?;
+        let others: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_location = ?1")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+        if others == 0 {
+            tier.delete(key).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn walk(
         &self,
         sql: &'static str,
@@ -438,14 +456,22 @@ async fn reconcile(writer: &SqlitePool, tier: &ObjectTier) -> StorageResult<u64>
             Err(StorageError::Unavailable(_)) => break, // still down: next round
             Err(e) => return Err(e),
         };
+        // Under the write lock, make sure the object is still there (a permanent delete of
+        // identical content may have removed it since the upload) before pointing to it.
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Placement::Object(key) = confirm(Some(tier), Placement::Object(key), &content).await?
+        else {
+            break; // the store went away again: next round
+        };
         sqlx::query(
             "UPDATE schemas SET content = NULL, content_location = ?2, content_pending = 0
              WHERE id = ?1 AND content_pending = 1",
         )
         .bind(id)
         .bind(&key)
-        .execute(writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
     }
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_pending = 1")
         .fetch_one(writer)
@@ -862,9 +888,11 @@ impl StorageBackend for SqliteBackend {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let raw = raw_from_row(&row)?;
+        // Content is read before the commit: if it cannot be read, nothing changes (and no
+        // cache is left holding the old state of a committed change).
+        let record = raw_from_row(&row)?.finish(self.objects()).await?;
         tx.commit().await?;
-        raw.finish(self.objects()).await
+        Ok(record)
     }
 
     async fn soft_delete(
@@ -896,9 +924,11 @@ impl StorageBackend for SqliteBackend {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let raw = raw_from_row(&row)?;
+        // Content is read before the commit: if it cannot be read, nothing changes (and no
+        // cache is left holding the old state of a committed change).
+        let record = raw_from_row(&row)?.finish(self.objects()).await?;
         tx.commit().await?;
-        raw.finish(self.objects()).await
+        Ok(record)
     }
 
     async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
@@ -921,8 +951,8 @@ impl StorageBackend for SqliteBackend {
             .iter()
             .map(raw_from_row)
             .collect::<StorageResult<Vec<_>>>()?;
-        tx.commit().await?;
         let mut records = RawRecord::finish_all(raws, self.objects()).await?;
+        tx.commit().await?;
         records.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(records)
     }
@@ -967,19 +997,12 @@ impl StorageBackend for SqliteBackend {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        // The object goes only when no other row points to it, and only while this transaction
-        // still holds the write lock, so no registration can start pointing to it meanwhile.
+        tx.commit().await?;
         if let (Some(key), Some(tier)) = (location, self.objects()) {
-            let others: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_location = ?1")
-                    .bind(&key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if others == 0 {
-                tier.delete(&key).await?;
+            if let Err(e) = self.release_object(tier, &key).await {
+                tracing::warn!(key, error = %e, "object left in the store after a permanent delete");
             }
         }
-        tx.commit().await?;
         Ok(record)
     }
 
