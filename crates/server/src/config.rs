@@ -167,6 +167,10 @@ pub struct ServeArgs {
     /// with the in-process L1 cache only (exact for a single server). [default: none]
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate, for rediss:// with a private
+    /// CA. [default: the system's trusted roots]
+    #[arg(long, env = "REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
     /// L1 (in-process) cache: most entries; 0 disables the cache. [default: 10000]
     #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_ENTRIES")]
     pub cache_l1_max_entries: Option<u64>,
@@ -295,6 +299,7 @@ pub struct FileConfig {
     pub migrate_on_start: Option<bool>,
     pub metrics: Option<bool>,
     pub redis_url: Option<String>,
+    pub redis_ca_cert: Option<PathBuf>,
     pub cache_l1_max_entries: Option<u64>,
     pub cache_l1_max_bytes: Option<u64>,
     pub cache_l1_ttl_secs: Option<u64>,
@@ -518,6 +523,7 @@ impl Settings {
                     .clone()
                     .or(file.redis_url.clone())
                     .filter(|u| !u.is_empty()),
+                redis_ca_cert: args.redis_ca_cert.clone().or(file.redis_ca_cert.clone()),
                 l2_ttl: secs(
                     "cache_l2_ttl_secs",
                     pick!(cache_l2_ttl_secs, defaults::CACHE_L2_TTL_SECS),

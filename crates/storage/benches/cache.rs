@@ -12,7 +12,10 @@
 //!
 //! The hit-rate simulation is not a criterion timing: it runs once, before the timed
 //! benchmarks, and prints its table on stderr (lines starting with `hit_rate`). The encoded sizes
-//! of the codec comparison are printed the same way (lines starting with `codec size`).
+//! of the codec comparison are printed the same way (lines starting with `codec size`), and so is
+//! an interleaved comparison of the L2 read with raw Redis GETs (lines starting with
+//! `interleaved`; it runs `redis-benchmark` when it is on PATH), which holds up better than
+//! separate criterion timings on a shared machine. Both run even when a criterion filter is given.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -307,6 +310,7 @@ fn l2_options(redis_url: &str, prefix: &str) -> L2Options {
         // does not abort the run; it does not change the cost of a call that succeeds.
         timeout: Duration::from_secs(5),
         prefix: prefix.to_string(),
+        ca_cert: None,
         breaker_threshold: 3,
         breaker_cooldown: Duration::from_secs(5),
     }
@@ -372,121 +376,256 @@ fn bench_l2(c: &mut Criterion, rt: &Runtime, redis_url: &str, records: &[(&str, 
     // Decomposition of the L2 read (1 KiB record), to compare with redis-benchmark:
     // (a) the same L2 get on a current-thread runtime: the caller and the connection's driver
     //     task share one thread, so no cross-thread wake-ups (redis-benchmark's situation);
-    // (b) a plain GET of a 1024-byte value through the redis crate's ConnectionManager on the
-    //     multi-thread runtime: the client's floor, without MGET of the epoch, decoding, the
-    //     timeout and the breaker.
+    // (b) the L2 read's own command (MGET of the value and its epoch key) through the redis
+    //     crate directly: no decode, no timeout, no breaker;
+    // (c) a plain GET of a 1024-byte value through the redis crate (what redis-benchmark
+    //     -d 1024 sends), with a default ConnectionManager and with one configured as L2's.
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime");
+    let l2_ct = ct.block_on(async {
+        let l2 = L2::new(l2_options(redis_url, &prefix)).expect("L2");
+        assert!(l2.ready().await, "L2 not ready");
+        l2
+    });
+    let keys_1k = key_set(0);
+    let raw_key = format!("{prefix}:raw");
+    let (conn, lazy) = rt.block_on(async {
+        let client = redis::Client::open(redis_url).expect("redis url");
+        let mut conn = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .expect("redis connection");
+        let () = redis::cmd("SET")
+            .arg(&raw_key)
+            .arg(vec![b'x'; 1024])
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let lazy = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .expect("redis connection");
+        (conn, lazy)
+    });
+    let mget_keys: Vec<[String; 2]> = keys_1k
+        .iter()
+        .map(|k| [k.redis_key(&prefix), k.epoch().redis_key(&prefix)])
+        .collect();
+    let probes = Probes {
+        l2: &l2,
+        l2_ct: &l2_ct,
+        keys: &keys_1k,
+        conn: &conn,
+        lazy: &lazy,
+        raw_key: &raw_key,
+        mget_keys: &mget_keys,
+    };
     {
-        let ct = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("current-thread runtime");
-        let l2_ct = ct.block_on(async {
-            let l2 = L2::new(l2_options(redis_url, &prefix)).expect("L2");
-            assert!(l2.ready().await, "L2 not ready");
-            l2
-        });
-        let keys = key_set(0);
-        let (l2_ct, keys) = (&l2_ct, &keys);
+        let probes = &probes;
         let mut i = 0usize;
         group.bench_function(
             BenchmarkId::new("get_hit_current_thread", records[0].0),
             |b| {
                 b.to_async(&ct).iter(move || {
                     i = (i + 1) % L2_KEYS;
-                    let key = &keys[i];
-                    async move {
-                        let found = l2_ct.get(key).await.expect("L2 get");
-                        black_box(found.record.expect("hit"))
-                    }
+                    probes.l2_get(probes.l2_ct, i)
                 })
             },
         );
-        l2_ct.stop();
-    }
-    {
-        let raw_key = format!("{prefix}:raw");
-        let conn = rt.block_on(async {
-            let client = redis::Client::open(redis_url).expect("redis url");
-            let mut conn = redis::aio::ConnectionManager::new(client)
-                .await
-                .expect("redis connection");
-            let () = redis::cmd("SET")
-                .arg(&raw_key)
-                .arg(vec![b'x'; 1024])
-                .query_async(&mut conn)
-                .await
-                .expect("SET");
-            conn
-        });
-        let (conn, raw_key) = (&conn, &raw_key);
-        // (c) the L2 read's own command (MGET of the value and its epoch key), raw: no decode,
-        //     no timeout, no breaker.
-        let mget_keys: Vec<[String; 2]> = key_set(0)
-            .iter()
-            .map(|k| [k.redis_key(&prefix), k.epoch().redis_key(&prefix)])
-            .collect();
-        {
-            let mget_keys = &mget_keys;
-            let mut i = 0usize;
-            group.bench_function(BenchmarkId::new("redis_rs_mget", records[0].0), |b| {
-                b.to_async(rt).iter(move || {
-                    i = (i + 1) % L2_KEYS;
-                    let keys = &mget_keys[i];
-                    async move {
-                        let mut conn = conn.clone();
-                        let (v, e): (Option<Vec<u8>>, Option<String>) = redis::cmd("MGET")
-                            .arg(&keys[..])
-                            .query_async(&mut conn)
-                            .await
-                            .expect("MGET");
-                        assert!(v.is_some() && e.is_none());
-                        black_box(v)
-                    }
-                })
-            });
-        }
-        // (d) a plain GET through a ConnectionManager configured as L2 configures its own
-        //     (lazy, response timeout, one retry).
-        let lazy = rt.block_on(async {
-            let client = redis::Client::open(redis_url).expect("redis url");
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_response_timeout(Some(Duration::from_secs(5)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_secs(2));
-            redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-                .expect("redis connection")
-        });
-        {
-            let lazy = &lazy;
-            group.bench_function("redis_rs_get_l2_config/1024B", |b| {
-                b.to_async(rt).iter(|| async move {
-                    let mut conn = lazy.clone();
-                    let v: Vec<u8> = redis::cmd("GET")
-                        .arg(raw_key)
-                        .query_async(&mut conn)
-                        .await
-                        .expect("GET");
-                    assert_eq!(v.len(), 1024);
-                    black_box(v)
-                })
-            });
-        }
-        group.bench_function("redis_rs_get/1024B", |b| {
-            b.to_async(rt).iter(|| async move {
-                let mut conn = conn.clone();
-                let v: Vec<u8> = redis::cmd("GET")
-                    .arg(raw_key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET");
-                assert_eq!(v.len(), 1024);
-                black_box(v)
+        let mut i = 0usize;
+        group.bench_function(BenchmarkId::new("redis_rs_mget", records[0].0), |b| {
+            b.to_async(rt).iter(move || {
+                i = (i + 1) % L2_KEYS;
+                probes.raw_mget(i)
             })
+        });
+        group.bench_function("redis_rs_get_l2_config/1024B", |b| {
+            b.to_async(rt).iter(|| probes.raw_get(probes.lazy))
+        });
+        group.bench_function("redis_rs_get/1024B", |b| {
+            b.to_async(rt).iter(|| probes.raw_get(probes.conn))
         });
     }
     group.finish();
+    interleaved(rt, &ct, &probes, redis_url);
+    l2_ct.stop();
     l2.stop();
+}
+
+/// What the L2 decomposition and the interleaved comparison call.
+struct Probes<'a> {
+    l2: &'a L2,
+    l2_ct: &'a L2,
+    keys: &'a [CacheKey],
+    conn: &'a redis::aio::ConnectionManager,
+    lazy: &'a redis::aio::ConnectionManager,
+    raw_key: &'a str,
+    mget_keys: &'a [[String; 2]],
+}
+
+impl Probes<'_> {
+    async fn l2_get(&self, l2: &L2, i: usize) -> SchemaRecord {
+        let found = l2.get(&self.keys[i % L2_KEYS]).await.expect("L2 get");
+        black_box(found.record.expect("hit"))
+    }
+
+    async fn raw_mget(&self, i: usize) -> Vec<u8> {
+        let mut conn = self.conn.clone();
+        let (v, e): (Option<Vec<u8>>, Option<String>) = redis::cmd("MGET")
+            .arg(&self.mget_keys[i % L2_KEYS][..])
+            .query_async(&mut conn)
+            .await
+            .expect("MGET");
+        assert!(e.is_none());
+        black_box(v.expect("value"))
+    }
+
+    async fn raw_get(&self, conn: &redis::aio::ConnectionManager) -> Vec<u8> {
+        let mut conn = conn.clone();
+        let v: Vec<u8> = redis::cmd("GET")
+            .arg(self.raw_key)
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        assert_eq!(v.len(), 1024);
+        black_box(v)
+    }
+}
+
+/// `redis-benchmark -t get -c 1 -d 1024 -n <n> -q` against the same Redis: µs per GET, or
+/// `None` (said on stderr) when it cannot be run.
+fn redis_benchmark_get_us(redis_url: &str, n: usize) -> Option<f64> {
+    let hostport = redis_url.trim_start_matches("redis://");
+    let hostport = hostport.rsplit('@').next()?.split('/').next()?;
+    let (host, port) = hostport.rsplit_once(':')?;
+    let out = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h", host, "-p", port, "-t", "get", "-c", "1", "-d", "1024", "-q",
+        ])
+        .args(["-n", &n.to_string()])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        other => {
+            eprintln!("interleaved: redis-benchmark could not be run: {other:?}");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps: f64 = text
+        .split(['\r', '\n'])
+        .filter_map(|l| l.trim().strip_prefix("GET: "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .next_back()?;
+    Some(1e6 / rps)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The L2 read and its floors measured in alternating blocks, so that the load of a shared
+/// machine, which drifts over seconds, affects them alike. Prints the median µs/op over the
+/// rounds, its range, and the median of the per-round ratios to a raw GET.
+fn interleaved(rt: &Runtime, ct: &Runtime, p: &Probes<'_>, redis_url: &str) {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let (rounds, ops) = if bench_mode { (20, 500) } else { (2, 10) };
+    let names = [
+        "L2::get (multi-thread)",
+        "L2::get (current-thread)",
+        "redis-rs MGET (no decode)",
+        "redis-rs GET 1024 B (L2 config)",
+        "redis-rs GET 1024 B",
+        "redis-benchmark GET -c 1 -d 1024",
+    ];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let per_op = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / ops as f64;
+    for round in 0..rounds {
+        for v in (0..names.len()).map(|k| (k + round) % names.len()) {
+            let t = Instant::now();
+            let us = match v {
+                0 => rt.block_on(async {
+                    for i in 0..ops {
+                        p.l2_get(p.l2, i).await;
+                    }
+                    per_op(t)
+                }),
+                1 => ct.block_on(async {
+                    for i in 0..ops {
+                        p.l2_get(p.l2_ct, i).await;
+                    }
+                    per_op(t)
+                }),
+                2 => rt.block_on(async {
+                    for i in 0..ops {
+                        p.raw_mget(i).await;
+                    }
+                    per_op(t)
+                }),
+                3 => rt.block_on(async {
+                    for _ in 0..ops {
+                        p.raw_get(p.lazy).await;
+                    }
+                    per_op(t)
+                }),
+                4 => rt.block_on(async {
+                    for _ in 0..ops {
+                        p.raw_get(p.conn).await;
+                    }
+                    per_op(t)
+                }),
+                _ => match redis_benchmark_get_us(redis_url, ops * 4) {
+                    Some(us) => us,
+                    None => continue,
+                },
+            };
+            samples[v].push(us);
+        }
+    }
+    eprintln!(
+        "interleaved: {rounds} rounds x {ops} sequential ops per variant (redis-benchmark: {} GETs), rotating order",
+        ops * 4
+    );
+    eprintln!("interleaved | variant | median us/op | min | max | median ratio to redis-rs GET | median ratio to redis-benchmark GET");
+    let ratio = |a: usize, b: usize| -> Option<f64> {
+        if samples[a].len() != samples[b].len() {
+            return None;
+        }
+        let mut r: Vec<f64> = samples[a]
+            .iter()
+            .zip(&samples[b])
+            .map(|(x, y)| x / y)
+            .collect();
+        (!r.is_empty()).then(|| median(&mut r))
+    };
+    for (v, name) in names.iter().enumerate() {
+        let mut s = samples[v].clone();
+        if s.is_empty() {
+            eprintln!("interleaved | {name} | not measured");
+            continue;
+        }
+        let (lo, hi) = (
+            s.iter().copied().fold(f64::INFINITY, f64::min),
+            s.iter().copied().fold(0.0, f64::max),
+        );
+        let fmt = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
+        eprintln!(
+            "interleaved | {name} | {:.1} | {lo:.1} | {hi:.1} | {} | {}",
+            median(&mut s),
+            fmt(ratio(v, 4)),
+            fmt(ratio(v, 5)),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -575,3 +575,190 @@ impl Drop for PrivateS3 {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// A throwaway certificate authority and a server certificate it signed, valid for
+/// `127.0.0.1` and `localhost`, made with the `openssl` command (PEM files in a temp dir).
+#[derive(Debug)]
+pub struct TlsMaterial {
+    pub dir: std::path::PathBuf,
+    pub ca_cert: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+}
+
+impl TlsMaterial {
+    pub fn generate() -> Self {
+        let dir = std::env::temp_dir().join(format!("sr-tls-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let path = |name: &str| dir.join(name);
+        let ext = path("san.ext");
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write ext");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| panic!("this test needs the openssl command: {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "san.ext",
+        ]);
+        TlsMaterial {
+            ca_cert: path("ca.crt"),
+            server_cert: path("server.crt"),
+            server_key: path("server.key"),
+            dir,
+        }
+    }
+}
+
+impl Drop for TlsMaterial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl PrivateCluster {
+    /// A cluster that also accepts TLS, with `tls`'s server certificate.
+    pub fn start_tls(tls: &TlsMaterial) -> Self {
+        let cluster = PrivateCluster::start();
+        cluster.stop_server();
+        for (from, to) in [
+            (&tls.server_cert, "server.crt"),
+            (&tls.server_key, "server.key"),
+        ] {
+            let dest = cluster.dir.join("data").join(to);
+            std::fs::copy(from, &dest).expect("copy certificate");
+            if cluster.as_postgres {
+                let _ = std::process::Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&dest)
+                    .status();
+            }
+            let _ = std::process::Command::new("chmod")
+                .arg("600")
+                .arg(&dest)
+                .status();
+        }
+        let conf = cluster.dir.join("data").join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).expect("enable ssl");
+        cluster.start_server();
+        cluster
+    }
+}
+
+impl PrivateRedis {
+    /// A Redis that speaks only TLS, with `tls`'s server certificate (clients need no
+    /// certificate of their own). Its URL is `rediss://127.0.0.1:PORT`.
+    pub fn start_tls(tls: &TlsMaterial) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "sr-private-redis-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let port = free_port();
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let child = std::process::Command::new(&bin)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&tls.server_cert)
+            .arg("--tls-key-file")
+            .arg(&tls.server_key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca_cert)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("this test needs redis-server ({bin}): {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server (TLS) did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        PrivateRedis {
+            port,
+            password: None,
+            child: Some(child),
+            dir,
+        }
+    }
+
+    /// The `rediss://` URL of a TLS server.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+}

@@ -175,7 +175,7 @@ async fn read_paths_use_indexes_on_100k_rows() {
          SELECT gen_random_uuid(), 'svc.' || substr(md5((g % 1000)::text), 1, 12), 1, g / 1000, 0, '', '~', 'json_schema',
                 '{\"title\":\"document ' || g || '\"}', ('{\"title\":\"document ' || g || '\"}')::jsonb,
                 encode(sha256(g::text::bytea), 'hex'), 24, 'active', 'description ' || g,
-                jsonb_build_object('team', 'team' || (g % 50), 'n', g), ARRAY['tag' || (g % 100), 'all'], '[]', now(), now()
+                jsonb_build_object('team', 'team' || (g % 50), 'n', g), ARRAY['tag' || (g % 100), 'all'], '[]', now() - g * interval '1 second', now()
          FROM generate_series(0, 99999) g",
     )
     .execute(&mut conn)
@@ -256,6 +256,7 @@ async fn read_paths_use_indexes_on_100k_rows() {
                 ..SearchQuery::default()
             },
         ),
+        ("newest first, unfiltered", SearchQuery::default()),
     ];
     for (what, query) in &searches {
         let mut qb = PostgresBackend::search_statement("EXPLAIN (FORMAT JSON) ", query);

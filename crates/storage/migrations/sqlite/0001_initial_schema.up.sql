@@ -41,6 +41,8 @@ CREATE TABLE schemas (
 
 -- Version listing and `latest`, in precedence order.
 CREATE INDEX schemas_subject_version ON schemas (subject, major DESC, minor DESC, patch DESC, pre_key DESC);
+-- Newest-first listings and search.
+CREATE INDEX schemas_created_at ON schemas (created_at);
 -- Idempotent registration: is this content already registered under the subject?
 CREATE INDEX schemas_subject_checksum ON schemas (subject, checksum);
 -- Object tier: who points to an object, and what waits to be moved there.

@@ -43,6 +43,9 @@ pub struct L2Options {
     pub timeout: Duration,
     /// Namespace of every key and of the invalidation channel.
     pub prefix: String,
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://` with a private
+    /// CA); `None` trusts the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
 }
@@ -101,12 +104,29 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
 impl L2 {
     /// Prepares the connection (lazily: nothing is sent until the first call).
     pub fn new(options: L2Options) -> StorageResult<Self> {
-        let client = redis::Client::open(options.url.as_str()).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             StorageError::Internal(format!(
                 "invalid REDIS_URL {}: {e}",
                 crate::redact_url(&options.url)
             ))
-        })?;
+        };
+        let client = match &options.ca_cert {
+            None => redis::Client::open(options.url.as_str()).map_err(|e| invalid(&e))?,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    StorageError::Internal(format!(
+                        "cannot read Redis CA certificate {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(options.url.as_str(), certs)
+                    .map_err(|e| invalid(&e))?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout.max(Duration::from_millis(200))))
             .set_response_timeout(Some(options.timeout))

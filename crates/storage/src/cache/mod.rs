@@ -53,6 +53,8 @@ pub struct CacheOptions {
     pub l1_tti: Duration,
     /// Redis URL; `None` runs with L1 only.
     pub redis_url: Option<String>,
+    /// CA certificate (PEM) for `rediss://` with a private CA.
+    pub redis_ca_cert: Option<std::path::PathBuf>,
     pub l2_ttl: Duration,
     pub l2_timeout: Duration,
     pub key_prefix: String,
@@ -71,6 +73,7 @@ impl Default for CacheOptions {
             l1_ttl: Duration::from_secs(3600),
             l1_tti: Duration::from_secs(1800),
             redis_url: None,
+            redis_ca_cert: None,
             l2_ttl: Duration::from_secs(3600),
             l2_timeout: Duration::from_millis(250),
             key_prefix: "schema-registry".into(),
@@ -115,6 +118,7 @@ impl CachedBackend {
                 ttl: options.l2_ttl,
                 timeout: options.l2_timeout,
                 prefix: options.key_prefix.clone(),
+                ca_cert: options.redis_ca_cert.clone(),
                 breaker_threshold: options.breaker_threshold,
                 breaker_cooldown: options.breaker_cooldown,
             })?)),

@@ -1089,10 +1089,17 @@ impl PostgresBackend {
             }
         }
         PostgresBackend::push_search_filter(&mut page, query);
-        page.push(" ORDER BY relevance DESC, s.id DESC LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(to_i64(query.offset));
+        // Newest first is `created_at` (its index serves an unfiltered listing); the id, a
+        // UUIDv7, breaks ties between versions registered in the same microsecond.
+        let has_text = query.text.as_deref().is_some_and(|t| !t.is_empty());
+        page.push(if has_text {
+            " ORDER BY relevance DESC, s.created_at DESC, s.id DESC LIMIT "
+        } else {
+            " ORDER BY s.created_at DESC, s.id DESC LIMIT "
+        })
+        .push_bind(i64::from(query.limit))
+        .push(" OFFSET ")
+        .push_bind(to_i64(query.offset));
         page
     }
 }

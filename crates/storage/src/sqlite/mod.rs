@@ -130,7 +130,7 @@ const SEARCH_PAGE: &str = concat!(
       + (instr(lower(coalesce(s.description, '')), lower(?1)) > 0) * 2
       + (instr(lower(s.content), lower(?1)) > 0) END AS relevance",
     search_filter!(),
-    " ORDER BY relevance DESC, s.id DESC LIMIT ?7 OFFSET ?8"
+    " ORDER BY relevance DESC, s.created_at DESC, s.id DESC LIMIT ?7 OFFSET ?8"
 );
 const SEARCH_COUNT: &str = concat!("SELECT COUNT(*)", search_filter!());
 
