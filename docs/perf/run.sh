@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# Reproduces the measurements of docs/PERFORMANCE.md (sections "HTTP ceiling" onwards).
+#
+#   cargo build --release -p llm-schema-registry-server --bin llm-schema-registry --example bare_axum
+#   scripts/test.sh -- bash docs/perf/run.sh PHASE [PHASE...]
+#
+# PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache | diag
+# (PERF_RECORD=sqlite with 'ceiling' also records a perf profile of that registry during wrk.)
+# scripts/test.sh provides a throwaway PostgreSQL (DATABASE_URL, PG_BIN_DIR; fsync=off,
+# synchronous_commit=off, full_page_writes=off), Redis (REDIS_URL) and s3s-fs (S3_ENDPOINT,
+# S3_BUCKET_FOR_TESTS, AWS_*). Everything runs on 127.0.0.1; client and server share the box.
+# Raw outputs (wrk text, load-test JSON, curl timings, server logs) go to $PERF_OUT
+# (default /tmp/perf-results). Knobs: ZIPF_SCHEMAS (default 100000), SCALE_SCHEMAS (default
+# 200000), SCALE_SUBJECTS (default 10000).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$REPO/target/release/llm-schema-registry
+BARE=$REPO/target/release/examples/bare_axum
+OUT=${PERF_OUT:-/tmp/perf-results}
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/perf-work.XXXXXX)
+PIDS=()
+
+# Another job on this box may run criterion benchmarks: wait (poll 20 s, up to 15 min) until
+# none runs before each measured run, and flag a run during which one started.
+busy() {
+    pgrep -f 'release/deps/cache-' >/dev/null || pgrep -f 'cargo bench' >/dev/null ||
+        pgrep -x redis-benchmark >/dev/null || pgrep -x cargo >/dev/null || pgrep -x rustc >/dev/null
+}
+wait_quiet() {
+    local i
+    for i in $(seq 1 45); do
+        busy || return 0
+        log "a benchmark is running; waiting"
+        sleep 20
+    done
+    log "WARNING: a benchmark still runs after 15 min; measuring anyway"
+    echo "$(date -u +%T) measured while a benchmark ran: $*" >>"$OUT/CONTAMINATED"
+}
+check_quiet() { # after a run
+    if busy; then
+        log "WARNING: a benchmark ran during $*"
+        echo "$(date -u +%T) a benchmark ran during: $*" >>"$OUT/CONTAMINATED"
+    fi
+}
+
+log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for v in DATABASE_URL REDIS_URL S3_ENDPOINT S3_BUCKET_FOR_TESTS PG_BIN_DIR; do
+    [[ -n ${!v:-} ]] || { log "$v is not set: run under scripts/test.sh -- bash $0 ..."; exit 2; }
+done
+
+# The server reads DATABASE_URL, REDIS_URL and S3_* from the environment: run it without them,
+# so that every configuration is exactly what its flags say (AWS_* credentials stay).
+server_env=(env -u DATABASE_URL -u DATABASE_READ_URL -u REDIS_URL -u S3_BUCKET -u S3_ENDPOINT
+    -u S3_REGION -u S3_PATH_STYLE -u S3_ALLOW_HTTP -u S3_PREFIX)
+
+# A fresh PostgreSQL database on the throwaway server; prints its URL.
+fresh_db() {
+    local name=$1
+    "$PG_BIN_DIR/psql" "$DATABASE_URL" -q -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
+    echo "${DATABASE_URL%/*}/$name"
+}
+
+# start_server NAME PORT [serve flags...]: fresh data dir; waits for /health/ready.
+# Sets SERVER_PID.
+start_server() {
+    local name=$1 port=$2
+    shift 2
+    local dir=$WORK/data-$name
+    mkdir -p "$dir"
+    "${server_env[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" "$@" \
+        >"$OUT/server-$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local _
+    for _ in $(seq 1 300); do
+        if curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then
+            log "server $name up on :$port (pid $SERVER_PID)"
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$OUT/server-$name.log" >&2; return 1; }
+        sleep 0.2
+    done
+    log "server $name did not become ready"
+    return 1
+}
+
+stop_pid() {
+    local pid=$1 _ i
+    for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$pid" ]] && unset 'PIDS[i]'; done
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+loadtest() { # loadtest OUTFILE [load-test flags...]
+    local out=$1
+    shift
+    wait_quiet "$out"
+    log "load-test $* -> $out"
+    "$BIN" load-test --no-progress --json "$@" >"$OUT/$out.json" 2>"$OUT/$out.err" || {
+        log "load-test failed: $(tail -3 "$OUT/$out.err")"
+        return 1
+    }
+    check_quiet "$out"
+    jq -c '{thr: .throughput_ops_per_sec, err: .total_errors, lat: .latency_us, hit: .cache.run.hit_rate, cpu: .client_cpu.percent_of_one_core, seed: {n: .seeding.registrations, s: .seeding.secs, r: .seeding.registrations_per_sec, cat: .seeding.catalogue_versions, cats: .seeding.catalogue_secs}}' "$OUT/$out.json" >&2 || true
+}
+
+# A ~1 KiB JSON Schema document (canonical size ~1 KiB).
+one_kib_schema() {
+    python3 - <<'EOF'
+import json
+props = {f"field_{i:02d}": {"type": "string", "maxLength": 64, "description": f"field number {i}"} for i in range(14)}
+doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "PerfEvent",
+       "type": "object", "properties": props, "required": ["field_00", "field_01"],
+       "additionalProperties": False}
+print(json.dumps({"schema": doc, "description": "ceiling probe"}))
+EOF
+}
+
+# ---------------------------------------------------------------------------
+phase_machine() {
+    {
+        echo "== date"; date -u
+        echo "== nproc"; nproc
+        echo "== lscpu"; lscpu | head -20
+        echo "== free -h"; free -h
+        echo "== uname -r"; uname -r
+        echo "== rustc"; rustc --version
+        echo "== postgres"; "$PG_BIN_DIR/psql" "$DATABASE_URL" -Atc 'select version()'
+        "$PG_BIN_DIR/psql" "$DATABASE_URL" -Atc "select name||'='||setting from pg_settings where name in ('fsync','synchronous_commit','full_page_writes','shared_buffers','max_connections')"
+        echo "== redis"; redis-cli -u "$REDIS_URL" info server | grep -E 'redis_version'
+        echo "== wrk"; wrk --version 2>&1 | head -1 || true
+        echo "== pgbench"; "$PG_BIN_DIR/pgbench" --version
+    } | tee "$OUT/machine.txt"
+}
+
+# ---------------------------------------------------------------------------
+# 1. HTTP ceiling: cached get-by-id vs bare axum serving the same bytes.
+cpu_ticks() { # utime+stime of a process and its threads, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+wrk_run() { # wrk_run OUTFILE URL SERVER_PID
+    wait_quiet "$1"
+    log "wrk -t2 -c64 -d15s --latency $2 -> $1"
+    local t0 t1
+    t0=$(cpu_ticks "$3")
+    /usr/bin/time -f 'wrk_cpu_secs %U %S' wrk -t2 -c64 -d15s --latency "$2" >"$OUT/$1.txt" 2>&1
+    t1=$(cpu_ticks "$3")
+    echo "server_cpu_secs $(( t1 - t0 ))e-2" >>"$OUT/$1.txt"
+    check_quiet "$1"
+    grep -E 'cpu_secs' "$OUT/$1.txt" >&2 || true
+    grep -E 'Requests/sec|^ +50%|^ +99%|Non-2xx|Socket errors' "$OUT/$1.txt" >&2 || true
+}
+
+ceiling_pair() { # ceiling_pair NAME PORT [serve flags...]
+    local name=$1 port=$2
+    shift 2
+    start_server "$name" "$port" "$@"
+    local pid=$SERVER_PID
+    one_kib_schema >"$WORK/reg-$name.json"
+    local id
+    id=$(curl -fs -X POST "http://127.0.0.1:$port/api/v1/subjects/perf.ceiling/versions" \
+        -H 'Content-Type: application/json' --data-binary "@$WORK/reg-$name.json" | jq -r .id)
+    curl -fs "http://127.0.0.1:$port/api/v1/schemas/$id" -o "$OUT/body-$name.json"
+    log "$name: id $id, body $(wc -c <"$OUT/body-$name.json") bytes, document size $(jq .size_bytes "$OUT/body-$name.json")"
+    # warm the cache and the connections
+    wrk -t2 -c64 -d2s "http://127.0.0.1:$port/api/v1/schemas/$id" >/dev/null 2>&1
+    curl -fs "http://127.0.0.1:$port/api/v1/stats" >"$OUT/stats-before-$name.json"
+    wrk_run "wrk-$name" "http://127.0.0.1:$port/api/v1/schemas/$id" "$pid"
+    curl -fs "http://127.0.0.1:$port/api/v1/stats" >"$OUT/stats-after-$name.json"
+    if [[ ${PERF_RECORD:-} == "$name" ]] && command -v perf >/dev/null; then
+        log "perf record on $name during a second wrk run"
+        wrk -t2 -c64 -d15s "http://127.0.0.1:$port/api/v1/schemas/$id" >"$OUT/wrk-$name-perf.txt" 2>&1 &
+        local wpid=$!
+        sleep 3
+        perf record -F 499 -g -p "$pid" -o "$OUT/perf-$name.data" -- sleep 8 >/dev/null 2>&1 || true
+        top -H -b -n 2 -d 2 | awk '/^top -/{n++} n==2' | head -30 >"$OUT/top-$name.txt" || true
+        wait "$wpid" || true
+        { perf report -i "$OUT/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -10
+          perf report -i "$OUT/perf-$name.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 | cut -c1-150
+        } >"$OUT/perf-$name.txt" || true
+    fi
+    stop_pid "$pid"
+    # bare axum serving the same bytes, same path
+    "$BARE" 127.0.0.1:18090 "$OUT/body-$name.json" >"$OUT/bare-$name.log" 2>&1 &
+    local bpid=$!
+    PIDS+=("$bpid")
+    sleep 0.5
+    wrk -t2 -c64 -d2s "http://127.0.0.1:18090/api/v1/schemas/$id" >/dev/null 2>&1
+    wrk_run "wrk-bare-for-$name" "http://127.0.0.1:18090/api/v1/schemas/$id" "$bpid"
+    stop_pid "$bpid"
+}
+
+phase_ceiling() {
+    ceiling_pair sqlite 18081
+    local db
+    db=$(fresh_db perf_ceiling)
+    ceiling_pair pg-redis 18082 --database-url "$db" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-ceiling-$RANDOM"
+    ceiling_pair sqlite-nometrics 18083 --metrics false
+    # Noise check: metrics on again after metrics off.
+    ceiling_pair sqlite-again 18084
+}
+
+# ---------------------------------------------------------------------------
+# 2. The load-test tool, default mix, three configurations (+ the read-only mix of section 6
+#    on the small PostgreSQL data set).
+LT_COMMON=(--duration 20s --concurrency 64 --schemas 2000 --subjects 200)
+READ_MIX=get_by_id=70,get_latest=15,get_by_version=15
+
+phase_loadtest() {
+    start_server lt-sqlite 18091
+    loadtest lt-sqlite --target http://127.0.0.1:18091 "${LT_COMMON[@]}"
+    stop_pid "$SERVER_PID"
+
+    local db
+    db=$(fresh_db perf_lt_pg)
+    start_server lt-pg 18092 --database-url "$db" --database-min-connections 2
+    loadtest lt-pg --target http://127.0.0.1:18092 "${LT_COMMON[@]}"
+    loadtest lt-pg-readmix --target http://127.0.0.1:18092 --duration 20s --concurrency 64 \
+        --schemas 2000 --subjects 200 --skip-seed --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+
+    db=$(fresh_db perf_lt_pgr)
+    start_server lt-pg-redis 18093 --database-url "$db" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-lt-$RANDOM"
+    loadtest lt-pg-redis --target http://127.0.0.1:18093 "${LT_COMMON[@]}"
+    stop_pid "$SERVER_PID"
+}
+
+# ---------------------------------------------------------------------------
+# 3. Registration on PostgreSQL vs pgbench single-row inserts on the same server.
+phase_register() {
+    local db
+    db=$(fresh_db perf_reg)
+    start_server reg-pg 18101 --database-url "$db" --database-min-connections 2
+    loadtest reg-pg-zipf --target http://127.0.0.1:18101 --mix register=100 --concurrency 16 \
+        --subjects 1000 --schemas 1000 --duration 20s
+    loadtest reg-pg-uniform --target http://127.0.0.1:18101 --mix register=100 --concurrency 16 \
+        --subjects 1000 --schemas 1000 --duration 20s --distribution uniform
+    stop_pid "$SERVER_PID"
+
+    local bdb
+    bdb=$(fresh_db perf_pgbench)
+    "$PG_BIN_DIR/psql" "$bdb" -q -c 'CREATE TABLE bench_insert(id bigserial primary key, subject text, payload jsonb, created_at timestamptz default now())'
+    cat >"$WORK/insert.sql" <<'EOF'
+INSERT INTO bench_insert(subject, payload) VALUES ('s' || :client_id, '{"a":1}');
+EOF
+    cp "$WORK/insert.sql" "$OUT/pgbench-insert.sql"
+    wait_quiet pgbench
+    log "pgbench -n -c 16 -j 2 -T 20 -f insert.sql"
+    "$PG_BIN_DIR/pgbench" -n -c 16 -j 2 -T 20 -f "$WORK/insert.sql" "$bdb" >"$OUT/pgbench-insert.txt" 2>&1
+    check_quiet pgbench
+    grep -E 'tps|latency' "$OUT/pgbench-insert.txt" >&2
+}
+
+# ---------------------------------------------------------------------------
+# 4. Cache hit rate under Zipf(1.0), PostgreSQL + Redis, default cache.
+phase_zipf() {
+    local n=${ZIPF_SCHEMAS:-100000} db
+    db=$(fresh_db perf_zipf)
+    start_server zipf 18111 --database-url "$db" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-zipf-$RANDOM"
+    loadtest zipf-seed --target http://127.0.0.1:18111 --seed-only --schemas "$n" --subjects 1000 \
+        --concurrency 32
+    loadtest zipf-run --target http://127.0.0.1:18111 --skip-seed --schemas "$n" --subjects 1000 \
+        --mix get_by_id=100 --distribution zipf --zipf-exponent 1.0 --duration 60s --concurrency 64
+    stop_pid "$SERVER_PID"
+}
+
+# The same, with per-registration database work (pg_stat counters around the seeding) and two
+# consecutive 60 s runs: the first starts with cold L1 and L2, the second with warm ones.
+pg_counters() { # pg_counters DBURL: one line of cumulative counters of that database
+    "$PG_BIN_DIR/psql" "$1" -Atc "select 'xact_commit=' || xact_commit || ' tup_inserted=' || tup_inserted || ' tup_updated=' || tup_updated || ' tup_deleted=' || tup_deleted || ' tup_fetched=' || tup_fetched || ' tup_returned=' || tup_returned from pg_stat_database where datname = current_database()"
+    "$PG_BIN_DIR/psql" "$1" -Atc "select relname || ' ins=' || n_tup_ins || ' upd=' || n_tup_upd from pg_stat_user_tables where n_tup_ins + n_tup_upd > 0 order by relname"
+}
+phase_zipf2() {
+    local n=${ZIPF_SCHEMAS:-100000} db
+    db=$(fresh_db perf_zipf2)
+    start_server zipf2 18112 --database-url "$db" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-zipf2-$RANDOM"
+    sleep 1
+    pg_counters "$db" >"$OUT/zipf2-pgstat-before.txt"
+    loadtest zipf2-seed --target http://127.0.0.1:18112 --seed-only --schemas "$n" --subjects 1000 \
+        --concurrency 32
+    sleep 1
+    pg_counters "$db" >"$OUT/zipf2-pgstat-after.txt"
+    loadtest zipf2-run-a --target http://127.0.0.1:18112 --skip-seed --schemas "$n" --subjects 1000 \
+        --mix get_by_id=100 --distribution zipf --zipf-exponent 1.0 --duration 60s --concurrency 64
+    loadtest zipf2-run-b --target http://127.0.0.1:18112 --skip-seed --schemas "$n" --subjects 1000 \
+        --mix get_by_id=100 --distribution zipf --zipf-exponent 1.0 --duration 60s --concurrency 64
+    stop_pid "$SERVER_PID"
+}
+
+# ---------------------------------------------------------------------------
+# 5. Large documents: register and fetch 2 MiB and 10 MiB JSON Schemas.
+make_doc() { # make_doc BYTES TAG FILE: a registration body whose schema is ~BYTES canonical bytes
+    python3 - "$1" "$2" >"$3" <<'EOF'
+import json, sys
+size, tag = int(sys.argv[1]), sys.argv[2]
+props, i, total = {}, 0, 200
+while total < size:
+    key = f"f{i:07d}"
+    val = {"type": "string", "description": f"{tag} property {i} " + "x" * 180}
+    props[key] = val
+    total += len(json.dumps({key: val}, separators=(",", ":")))
+    i += 1
+doc = {"$comment": f"perf {tag}", "type": "object", "properties": props}
+print(json.dumps({"schema": doc, "description": f"large {tag}"}, separators=(",", ":")))
+EOF
+}
+
+curl_t() { # curl_t METHOD URL [curl args]: prints time_total http_code size_download
+    local m=$1 u=$2
+    shift 2
+    curl -s -X "$m" -o /dev/null -w '%{time_total} %{http_code} %{size_download}\n' "$u" "$@"
+}
+
+large_config() { # large_config NAME PORT [serve flags...]
+    local name=$1 port=$2
+    shift 2
+    local base=http://127.0.0.1:$port/api/v1 f size rep
+    start_server "large-$name" "$port" --cache-warm-on-startup false "$@"
+    : >"$OUT/large-$name.txt"
+    wait_quiet "large-$name"
+    for size in 2097152 10485760; do
+        for rep in 1 2 3 4 5; do
+            f=$WORK/doc-$size-$rep.json
+            [[ -f $f ]] || make_doc "$size" "$name-$size-$rep-$RANDOM" "$f"
+            # unique content per configuration and repetition
+            python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['schema']['\$comment']='perf $name $size $rep $RANDOM'; json.dump(d,open(sys.argv[1]+'.u','w'),separators=(',',':'))" "$f"
+            local res id
+            res=$(curl -s -X POST -H 'Content-Type: application/json' -H 'Expect:' --data-binary "@$f.u" \
+                -o "$WORK/resp.json" -w '%{time_total} %{http_code}' "$base/subjects/perf.large.$size/versions")
+            id=$(jq -r .id "$WORK/resp.json")
+            echo "register $size $rep $res $id $(jq .size_bytes "$WORK/resp.json")" >>"$OUT/large-$name.txt"
+        done
+    done
+    # restart: the reads below start with a cold cache (warming is off)
+    stop_pid "$SERVER_PID"
+    "${server_env[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-large-$name" \
+        --cache-warm-on-startup false "$@" >>"$OUT/server-large-$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local _
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+    local line kind sz rp t code id2
+    while read -r kind sz rp t code id2 _; do
+        [[ $kind == register ]] || continue
+        local s0 s1
+        s0=$(curl -fs "$base/stats" | jq -c '.cache|{l1_hits,l2_hits,misses}')
+        echo "content_cold $sz $rp $(curl_t GET "$base/schemas/$id2/content")" >>"$OUT/large-$name.reads"
+        s1=$(curl -fs "$base/stats" | jq -c '.cache|{l1_hits,l2_hits,misses}')
+        echo "cache_delta $sz $rp $s0 -> $s1" >>"$OUT/large-$name.reads"
+        echo "content_warm $sz $rp $(curl_t GET "$base/schemas/$id2/content")" >>"$OUT/large-$name.reads"
+        echo "record_warm $sz $rp $(curl_t GET "$base/schemas/$id2")" >>"$OUT/large-$name.reads"
+    done <"$OUT/large-$name.txt"
+    cat "$OUT/large-$name.reads" >>"$OUT/large-$name.txt"
+    rm -f "$OUT/large-$name.reads"
+    curl -fs "http://127.0.0.1:$port/health/storage" >"$OUT/large-$name-health.json" || true
+    check_quiet "large-$name"
+    stop_pid "$SERVER_PID"
+}
+
+phase_large() {
+    large_config sqlite-inline 18121 --object-threshold-bytes 0
+    large_config sqlite-objdir 18122
+    local db
+    db=$(fresh_db perf_large_inline)
+    large_config pg-inline 18123 --database-url "$db" --database-min-connections 2 --object-threshold-bytes 0
+    db=$(fresh_db perf_large_s3)
+    large_config pg-s3 18124 --database-url "$db" --database-min-connections 2 \
+        --s3-bucket "$S3_BUCKET_FOR_TESTS" --s3-endpoint "$S3_ENDPOINT" --s3-path-style true \
+        --s3-allow-http true --s3-prefix "perf-$RANDOM$RANDOM"
+}
+
+# ---------------------------------------------------------------------------
+# 6. Scaling: many subjects and versions on PostgreSQL, read-only mix vs the small data set.
+phase_scaling() {
+    local n=${SCALE_SCHEMAS:-200000} subj=${SCALE_SUBJECTS:-10000} db
+    db=$(fresh_db perf_scale)
+    start_server scale 18131 --database-url "$db" --database-min-connections 2
+    loadtest scale-seed --target http://127.0.0.1:18131 --seed-only --schemas "$n" --subjects "$subj" \
+        --concurrency 32
+    "$PG_BIN_DIR/psql" "$db" -Atc "select count(*) from schemas" >"$OUT/scale-count.txt" 2>&1 || true
+    "$PG_BIN_DIR/psql" "$db" -Atc "select pg_size_pretty(pg_database_size(current_database()))" >>"$OUT/scale-count.txt" 2>&1 || true
+    loadtest scale-readmix --target http://127.0.0.1:18131 --skip-seed --schemas "$n" --subjects "$subj" \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+}
+
+# Scaling without the cache (--cache-l1-max-entries 0), so that the comparison is the database's:
+# small and large data sets, then the large set again with the default cache (a repeat).
+phase_scaling_nocache() {
+    local n=${SCALE_SCHEMAS:-200000} subj=${SCALE_SUBJECTS:-10000} db
+    db=$(fresh_db perf_small_nc)
+    start_server small-nc 18132 --database-url "$db" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest small-nc-seed --target http://127.0.0.1:18132 --seed-only --schemas 2000 --subjects 200
+    loadtest small-nc-readmix --target http://127.0.0.1:18132 --skip-seed --schemas 2000 --subjects 200 \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+    db=$(fresh_db perf_scale_nc)
+    start_server scale-nc 18133 --database-url "$db" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest scale-nc-seed --target http://127.0.0.1:18133 --seed-only --schemas "$n" --subjects "$subj" \
+        --concurrency 32
+    loadtest scale-nc-readmix --target http://127.0.0.1:18133 --skip-seed --schemas "$n" --subjects "$subj" \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+    start_server scale-cache 18134 --database-url "$db" --database-min-connections 2
+    loadtest scale-cache-readmix --target http://127.0.0.1:18134 --skip-seed --schemas "$n" --subjects "$subj" \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+}
+
+# ---------------------------------------------------------------------------
+# 7. Diagnosis: CPU split (top, 10 s average, by command) and a perf profile of the server
+#    during a load-test run. Not a measurement: perf slows the server down.
+diag_run() { # diag_run NAME SERVER_PID [load-test flags...]
+    local name=$1 spid=$2
+    shift 2
+    wait_quiet "diag-$name"
+    "$BIN" load-test --no-progress --json --duration 25s "$@" >"$OUT/diag-$name.json" 2>&1 &
+    local lpid=$!
+    sleep 3
+    top -b -n 2 -d 10 | awk '/^top -/{n++} n==2' >"$OUT/diag-$name-top-raw.txt"
+    awk '/^%Cpu/ {print} $1 ~ /^[0-9]+$/ && NF >= 12 {cpu[$12] += $9} END {for (c in cpu) if (cpu[c] > 0.5) printf "%-20s %6.1f%%\n", c, cpu[c]}' \
+        "$OUT/diag-$name-top-raw.txt" | sort -k2 -nr >"$OUT/diag-$name-top.txt"
+    if command -v perf >/dev/null; then
+        perf record -F 499 -g -p "$spid" -o "$OUT/diag-$name.data" -- sleep 7 >/dev/null 2>&1 || true
+        { perf report -i "$OUT/diag-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
+          perf report -i "$OUT/diag-$name.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 | cut -c1-150
+        } >"$OUT/diag-$name-perf.txt" || true
+    fi
+    wait "$lpid" || true
+    check_quiet "diag-$name"
+    log "diag $name: $(tr '\n' ' ' <"$OUT/diag-$name-top.txt")"
+}
+
+phase_diag() {
+    local db
+    db=$(fresh_db perf_diag)
+    start_server diag-pg 18141 --database-url "$db" --database-min-connections 2
+    loadtest diag-seed --target http://127.0.0.1:18141 --seed-only --schemas 2000 --subjects 200
+    diag_run pg-default "$SERVER_PID" --target http://127.0.0.1:18141 --concurrency 64 --schemas 2000 --subjects 200 --skip-seed
+    diag_run pg-register "$SERVER_PID" --target http://127.0.0.1:18141 --concurrency 16 --schemas 1000 \
+        --subjects 1000 --mix register=100
+    stop_pid "$SERVER_PID"
+    start_server diag-sqlite 18142
+    loadtest diag-seed-sqlite --target http://127.0.0.1:18142 --seed-only --schemas 2000 --subjects 200
+    diag_run sqlite-default "$SERVER_PID" --target http://127.0.0.1:18142 --concurrency 64 --schemas 2000 --subjects 200 --skip-seed
+    stop_pid "$SERVER_PID"
+}
+
+for phase in "$@"; do
+    log "=== phase $phase"
+    "phase_$phase"
+done
