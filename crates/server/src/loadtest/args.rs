@@ -291,13 +291,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way [`parse_duration`] reads it (`1m30s`, `500ms`, `2.5s`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if d.subsec_nanos() % 1_000_000 != 0 || ms == 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) || ms == 0 {
         return format!("{}s", d.as_secs_f64());
     }
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{}s", d.as_secs_f64());
     }
     let secs = d.as_secs();
