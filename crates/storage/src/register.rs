@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::objects::{confirm, ObjectTier, Placement};
 use crate::row::now;
-use crate::{Registered, StorageError, StorageResult};
+use crate::{ConflictReason, Registered, StorageError, StorageResult};
 
 /// What a backend writes for one new version.
 pub(crate) struct InsertRow<'a> {
@@ -162,4 +162,33 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
         record,
         created: true,
     })
+}
+
+/// A live version that references the one being removed: (subject, major, minor, patch, pre),
+/// as the backends' referrer query returns it.
+pub(crate) type Referrer = (String, i64, i64, i64, String);
+
+/// The rules of a permanent delete, written once for every backend: only a soft-deleted version
+/// may go, and not while a version that is not deleted references it (the first such referrer
+/// is named in the message).
+pub(crate) fn ensure_removable(
+    subject: &Subject,
+    version: &SchemaVersion,
+    state: &str,
+    referrer: Option<Referrer>,
+) -> StorageResult<()> {
+    if state != SchemaState::Deleted.as_str() {
+        return Err(StorageError::conflict(
+            ConflictReason::NotSoftDeleted,
+            format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
+        ));
+    }
+    if let Some((s, major, minor, patch, pre)) = referrer {
+        let by = crate::row::version_from_parts(major, minor, patch, &pre)?;
+        return Err(StorageError::conflict(
+            ConflictReason::Referenced,
+            format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
+        ));
+    }
+    Ok(())
 }

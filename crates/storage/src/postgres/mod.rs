@@ -31,7 +31,7 @@ use std::str::FromStr;
 
 use crate::background::Periodic;
 use crate::objects::{confirm, place, ObjectTier, Placement};
-use crate::register::{register_in, InsertRow, WriteTx};
+use crate::register::{ensure_removable, register_in, InsertRow, Referrer, WriteTx};
 use crate::row::{version_from_parts, RawRecord, RawSummary};
 use crate::sqlite::finish_for_removal;
 use crate::sqlite::MAX_WALK_DEPTH;
@@ -913,13 +913,8 @@ impl StorageBackend for PostgresBackend {
                 version: version.clone(),
             }));
         };
-        if raw.state != SchemaState::Deleted.as_str() {
-            return Err(StorageError::conflict(
-                ConflictReason::NotSoftDeleted,
-                format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
-            ));
-        }
-        let referrer: Option<(String, i64, i64, i64, String)> = sqlx::query_as(
+        // What the rules need; the rules themselves are `register::ensure_removable`.
+        let referrer: Option<Referrer> = sqlx::query_as(
             "SELECT s.subject, s.major, s.minor, s.patch, s.pre
              FROM schema_dependencies d JOIN schemas s ON s.id = d.schema_id
              WHERE d.depends_on_id = $1 AND s.state <> 'deleted'
@@ -929,13 +924,7 @@ impl StorageBackend for PostgresBackend {
         .bind(raw.id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some((s, major, minor, patch, pre)) = referrer {
-            let by = version_from_parts(major, minor, patch, &pre)?;
-            return Err(StorageError::conflict(
-                ConflictReason::Referenced,
-                format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
-            ));
-        }
+        ensure_removable(subject, version, &raw.state, referrer)?;
         let (id, location) = (raw.id, raw.location.clone());
         let record = finish_for_removal(raw, self.objects()).await?;
         sqlx::query("DELETE FROM schemas WHERE id = $1")
