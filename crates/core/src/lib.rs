@@ -24,7 +24,8 @@ pub use content::SchemaContent;
 pub use error::DomainError;
 pub use format::SchemaFormat;
 pub use record::{
-    Limits, NewSchema, SchemaId, SchemaRecord, SchemaReference, SchemaSummary, VersionRequest,
+    EncodedRecord, Limits, NewSchema, SchemaId, SchemaRecord, SchemaReference, SchemaSummary,
+    VersionRequest,
 };
 pub use state::SchemaState;
 pub use subject::Subject;

@@ -86,6 +86,35 @@ impl Serialize for SchemaRecord {
     }
 }
 
+/// A record together with its API JSON encoding (the [`Serialize`] form above), made once.
+///
+/// Services fetch the same few schemas on every request. Caches hold this pair, so a hot read
+/// neither clones the record nor serialises it again: the HTTP layer sends `json` as it is, and
+/// cloning the `Bytes` is a reference count.
+#[derive(Debug, Clone)]
+pub struct EncodedRecord {
+    pub record: SchemaRecord,
+    pub json: bytes::Bytes,
+}
+
+impl EncodedRecord {
+    pub fn encode(record: SchemaRecord) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_vec(&record)?;
+        Ok(EncodedRecord {
+            record,
+            json: json.into(),
+        })
+    }
+
+    /// Bytes this holds beyond fixed overhead: the content and its encoding. What a cache that
+    /// budgets memory should weigh.
+    pub fn weight_bytes(&self) -> u64 {
+        self.record
+            .size_bytes()
+            .saturating_add(u64::try_from(self.json.len()).unwrap_or(u64::MAX))
+    }
+}
+
 /// Which version a registration asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionRequest {
@@ -343,5 +372,13 @@ mod tests {
         assert_eq!(v["format"], json!("json_schema"));
         assert_eq!(v["size_bytes"], json!(17));
         assert_eq!(v["tags"], json!(["t"]));
+
+        let encoded = EncodedRecord::encode(rec.clone()).expect("encode");
+        assert_eq!(
+            encoded.json.as_ref(),
+            serde_json::to_vec(&rec).expect("json")
+        );
+        assert_eq!(encoded.record, rec);
+        assert_eq!(encoded.weight_bytes(), 17 + encoded.json.len() as u64);
     }
 }

@@ -15,25 +15,32 @@
 //! - **State** is read when Prometheus scrapes, so the hot path pays nothing for it: cache hits
 //!   and misses, hit ratio, L1 entries, storage size, schemas by state, pool connections.
 //!
-//! Recording is a handful of atomic operations per request; `--metrics false` removes it all
-//! (no recorder, no middleware, no decorator) for a like-for-like comparison.
+//! Recording is a handful of atomic operations per request: the metric handles for each label
+//! set are looked up in the recorder's registry once and kept ([`Handles`]), because a
+//! `metrics::counter!` with labels builds its key and searches the registry on every call.
+//! `--metrics false` removes it all (no recorder, no middleware, no decorator) for a
+//! like-for-like comparison.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::hash::Hash;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use schema_registry_core::{
-    NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
+    EncodedRecord, NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
+    Subject,
 };
 use schema_registry_storage::{
-    CacheStats, Page, Registered, SearchQuery, StorageBackend, StorageResult, StorageStats,
-    SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageResult,
+    StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 use crate::routes::AppState;
@@ -130,43 +137,87 @@ async fn record_state(storage: &dyn StorageBackend) {
     }
 }
 
+/// Metric handles by label set, registered on first use and then shared. Reads take a shared
+/// lock and clone two `Arc`s; only the first request of a label set takes the write lock.
+struct Handles<K> {
+    map: RwLock<HashMap<K, (Counter, Histogram)>>,
+}
+
+impl<K: Eq + Hash> Handles<K> {
+    fn new() -> Self {
+        Handles {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The handles for `key`, made by `register` the first time.
+    fn get(&self, key: K, register: impl FnOnce() -> (Counter, Histogram)) -> (Counter, Histogram) {
+        if let Some(found) = self.map.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return found;
+        }
+        let (counter, histogram) = register();
+        if let Ok(mut m) = self.map.write() {
+            m.entry(key)
+                .or_insert_with(|| (counter.clone(), histogram.clone()));
+        }
+        (counter, histogram)
+    }
+}
+
+/// HTTP label sets: (method, route template, status).
+type HttpKey = (Method, String, u16);
+
+static HTTP_HANDLES: LazyLock<Handles<HttpKey>> = LazyLock::new(Handles::new);
+
 /// Middleware: counts and times every routed request by method, route template and status.
 pub async fn track_http(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(
-        "schema_registry_http_requests_total",
-        "method" => method.clone(),
-        "route" => route.clone(),
-        "status" => status
-    )
-    .increment(1);
-    metrics::histogram!(
-        "schema_registry_http_request_duration_seconds",
-        "method" => method,
-        "route" => route
-    )
-    .record(elapsed);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status().as_u16();
+    let (counter, histogram) = HTTP_HANDLES.get((method.clone(), route.to_owned(), status), || {
+        let counter = metrics::counter!(
+            "schema_registry_http_requests_total",
+            "method" => method.as_str().to_owned(),
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        );
+        let histogram = metrics::histogram!(
+            "schema_registry_http_request_duration_seconds",
+            "method" => method.as_str().to_owned(),
+            "route" => route.to_owned()
+        );
+        (counter, histogram)
+    });
+    counter.increment(1);
+    histogram.record(elapsed);
     response
 }
 
 /// Times and counts every storage operation, then delegates.
-#[derive(Debug)]
 pub struct MeteredBackend {
     inner: Arc<dyn StorageBackend>,
+    /// By (operation, status).
+    handles: Handles<(&'static str, &'static str)>,
+}
+
+impl std::fmt::Debug for MeteredBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredBackend")
+            .field("inner", &self.inner)
+            .finish()
+    }
 }
 
 impl MeteredBackend {
     pub fn new(inner: Arc<dyn StorageBackend>) -> Self {
-        MeteredBackend { inner }
+        MeteredBackend {
+            inner,
+            handles: Handles::new(),
+        }
     }
 
     async fn timed<T>(
@@ -180,10 +231,13 @@ impl MeteredBackend {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        metrics::counter!("schema_registry_operations_total", "operation" => operation, "status" => status)
-            .increment(1);
-        metrics::histogram!("schema_registry_operation_duration_seconds", "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
+        let (counter, histogram) = self.handles.get((operation, status), || {
+            let counter = metrics::counter!("schema_registry_operations_total", "operation" => operation, "status" => status);
+            let histogram = metrics::histogram!("schema_registry_operation_duration_seconds", "operation" => operation);
+            (counter, histogram)
+        });
+        counter.increment(1);
+        histogram.record(started.elapsed().as_secs_f64());
         result
     }
 }
@@ -213,6 +267,10 @@ impl StorageBackend for MeteredBackend {
     }
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
         self.timed("get_latest", self.inner.get_latest(subject))
+            .await
+    }
+    async fn get_encoded(&self, read: PointRead<'_>) -> StorageResult<Arc<EncodedRecord>> {
+        self.timed(read.operation(), self.inner.get_encoded(read))
             .await
     }
     async fn list_versions(

@@ -6,9 +6,11 @@
 //! content to it themselves, because the row and the object must agree inside one transaction.
 
 use async_trait::async_trait;
+use std::sync::Arc;
+
 use schema_registry_core::{
-    NewSchema, SchemaFormat, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
-    Subject,
+    EncodedRecord, NewSchema, SchemaFormat, SchemaId, SchemaRecord, SchemaState, SchemaSummary,
+    SchemaVersion, Subject,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -139,6 +141,25 @@ pub struct TierHealth {
     pub detail: Value,
 }
 
+/// A point read: the three lookups clients make on every request.
+#[derive(Debug, Clone, Copy)]
+pub enum PointRead<'a> {
+    Id(SchemaId),
+    Version(&'a Subject, &'a SchemaVersion),
+    Latest(&'a Subject),
+}
+
+impl PointRead<'_> {
+    /// The operation's name, as the plain method is called (metrics, logs).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            PointRead::Id(_) => "get_by_id",
+            PointRead::Version(..) => "get_version",
+            PointRead::Latest(_) => "get_latest",
+        }
+    }
+}
+
 /// The storage operations the registry is built on.
 ///
 /// # Contract (checked for every backend by the conformance suite in `tests/`)
@@ -175,6 +196,18 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// The version `latest` resolves to (see the contract above).
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord>;
+
+    /// A point read answered with the record's JSON encoding, which is what the HTTP API sends.
+    /// The default makes the plain read and encodes it; the cache tier answers from the
+    /// encoding it made once when it stored the entry, so a hot read serialises nothing.
+    async fn get_encoded(&self, read: PointRead<'_>) -> StorageResult<Arc<EncodedRecord>> {
+        let record = match read {
+            PointRead::Id(id) => self.get_by_id(id).await?,
+            PointRead::Version(subject, version) => self.get_version(subject, version).await?,
+            PointRead::Latest(subject) => self.get_latest(subject).await?,
+        };
+        encode(record).map(Arc::new)
+    }
 
     /// The subject's versions in ascending semver order. Not found when there is none to list.
     async fn list_versions(
@@ -274,4 +307,11 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Finishes background work (flushes buffers) and closes connections. Called once at
     /// shutdown, after the last request.
     async fn close(&self) {}
+}
+
+/// [`EncodedRecord::encode`] with the storage error type. Encoding our own record type into
+/// memory cannot fail in practice; if it ever did, it is an internal error, not bad input.
+pub(crate) fn encode(record: SchemaRecord) -> StorageResult<EncodedRecord> {
+    EncodedRecord::encode(record)
+        .map_err(|e| crate::StorageError::Internal(format!("encoding a record as JSON: {e}")))
 }

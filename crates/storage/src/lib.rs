@@ -32,8 +32,8 @@ pub mod sqlite;
 pub mod testing;
 
 pub use backend::{
-    CacheStats, Page, Registered, SearchQuery, StorageBackend, StorageStats, SubjectQuery,
-    SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageStats,
+    SubjectQuery, SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use cache::{CacheOptions, CachedBackend};
 pub use error::{ConflictReason, NotFound, StorageError, StorageResult};

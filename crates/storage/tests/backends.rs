@@ -178,6 +178,7 @@ conformance!(
     subjects_are_listed_with_prefix_and_pages,
     search_filters_and_ranks,
     state_changes,
+    encoded_reads_match_and_follow_writes,
     soft_delete_hides_but_keeps,
     delete_subject_deletes_every_version,
     hard_delete_rules,

@@ -1,10 +1,12 @@
 //! Routes addressed by schema id: `/api/v1/schemas/{id}...`.
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use schema_registry_core::{SchemaId, SchemaState};
+use schema_registry_core::{EncodedRecord, SchemaId, SchemaState};
+use schema_registry_storage::PointRead;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -28,10 +30,24 @@ pub async fn get_schema(
     query: QueryPairs,
 ) -> ApiResult<Response> {
     query.reject_unknown(&[])?;
-    let record = state.storage.get_by_id(parse_id(&id)?).await?;
-    let mut response = Json(&record).into_response();
-    set_etag(response.headers_mut(), record.checksum());
-    Ok(response)
+    let id = parse_id(&id)?;
+    let encoded = state.storage.get_encoded(PointRead::Id(id)).await?;
+    Ok(record_response(&encoded))
+}
+
+/// A record as JSON, from the encoding the storage stack made once (see `EncodedRecord`), with
+/// its checksum as `ETag`.
+pub(crate) fn record_response(encoded: &EncodedRecord) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from(encoded.json.clone()),
+    )
+        .into_response();
+    set_etag(response.headers_mut(), encoded.record.checksum());
+    response
 }
 
 /// Whether an `If-None-Match` header matches `checksum` (strong or weak, quoted or not, `*`).

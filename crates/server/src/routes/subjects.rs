@@ -8,7 +8,7 @@ use schema_registry_core::{
     Bump, NewSchema, SchemaContent, SchemaFormat, SchemaReference, SchemaState, SchemaVersion,
     Subject, VersionRequest,
 };
-use schema_registry_storage::{StorageError, SubjectQuery};
+use schema_registry_storage::{PointRead, StorageError, SubjectQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -155,11 +155,19 @@ pub async fn get_version(
 ) -> ApiResult<Response> {
     query.reject_unknown(&["include_deleted"])?;
     let subject = Subject::parse(subject)?;
-    let record = match parse_selector(&version)? {
-        VersionSelector::Latest => state.storage.get_latest(&subject).await?,
+    let encoded = match parse_selector(&version)? {
+        VersionSelector::Latest => {
+            state
+                .storage
+                .get_encoded(PointRead::Latest(&subject))
+                .await?
+        }
         VersionSelector::Exact(v) => {
-            let record = state.storage.get_version(&subject, &v).await?;
-            if record.state == SchemaState::Deleted && !query.flag("include_deleted")? {
+            let encoded = state
+                .storage
+                .get_encoded(PointRead::Version(&subject, &v))
+                .await?;
+            if encoded.record.state == SchemaState::Deleted && !query.flag("include_deleted")? {
                 return Err(
                     StorageError::NotFound(schema_registry_storage::NotFound::Version {
                         subject,
@@ -168,12 +176,10 @@ pub async fn get_version(
                     .into(),
                 );
             }
-            record
+            encoded
         }
     };
-    let mut response = Json(&record).into_response();
-    set_etag(response.headers_mut(), record.checksum());
-    Ok(response)
+    Ok(super::schemas::record_response(&encoded))
 }
 
 pub(crate) fn set_etag(headers: &mut HeaderMap, checksum: &str) {

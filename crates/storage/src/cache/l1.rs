@@ -1,8 +1,11 @@
 //! L1: the in-process cache (moka), bounded by entry count, by content bytes and by time.
 //!
 //! **Two bounds with one weigher.** moka has a single capacity; each entry weighs
-//! `max(content bytes, byte_budget / max_entries)`, so the cache holds at most `max_entries`
-//! entries *and* at most `byte_budget` bytes of content, whichever binds first.
+//! `max(content bytes + JSON bytes, byte_budget / max_entries)`, so the cache holds at most
+//! `max_entries` entries *and* at most `byte_budget` bytes of content and its encoding,
+//! whichever binds first. An entry keeps the encoding beside the record so that a hit is sent
+//! without serialising (see [`EncodedRecord`]); that roughly doubles its bytes, and the weigher
+//! counts both.
 //!
 //! **Fill guard.** Epochs live in 4096 striped atomic counters (a stripe per hash of the epoch
 //! key). A reader notes its stripe before going to L2 or the database; [`L1::fill`] inserts only
@@ -17,17 +20,17 @@ use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use moka::notification::RemovalCause;
-use schema_registry_core::SchemaRecord;
+use schema_registry_core::EncodedRecord;
 
 use super::keys::{CacheKey, EpochKey};
 
 const STRIPES: usize = 4096;
 
-/// A cached record and when it was stored (to bound staleness while invalidations may be
-/// missed: see [`L1::get`]).
+/// A cached record with its JSON encoding (made once, at fill), and when it was stored (to
+/// bound staleness while invalidations may be missed: see [`L1::get`]).
 #[derive(Debug)]
 pub struct Entry {
-    pub record: SchemaRecord,
+    pub encoded: Arc<EncodedRecord>,
     pub stored: Instant,
 }
 
@@ -62,7 +65,7 @@ impl L1 {
         let cache = Cache::builder()
             .max_capacity(options.byte_budget.max(1))
             .weigher(move |_k: &CacheKey, v: &Arc<Entry>| -> u32 {
-                let w = v.record.size_bytes().max(min_weight);
+                let w = v.encoded.weight_bytes().max(min_weight);
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
             .time_to_live(options.ttl)
@@ -107,15 +110,15 @@ impl L1 {
         }
     }
 
-    /// Stores `record` under `key` unless an invalidation touched the key's epoch since
+    /// Stores `encoded` under `key` unless an invalidation touched the key's epoch since
     /// `epoch` was read.
-    pub async fn fill(&self, key: CacheKey, record: SchemaRecord, epoch: u64) {
+    pub async fn fill(&self, key: CacheKey, encoded: Arc<EncodedRecord>, epoch: u64) {
         let stripe = self.stripe(&key.epoch());
         if stripe.load(Ordering::Acquire) != epoch {
             return;
         }
         let entry = Arc::new(Entry {
-            record,
+            encoded,
             stored: Instant::now(),
         });
         self.cache.insert(key.clone(), entry).await;

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use schema_registry_core::{
-    NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
+    EncodedRecord, NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
+    Subject,
 };
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -38,9 +39,10 @@ use tokio::task::JoinHandle;
 use self::keys::{CacheKey, Invalidation};
 use self::l1::{L1Options, L1};
 use self::l2::{L2Options, L2};
+use crate::backend::encode;
 use crate::{
-    CacheStats, Page, Registered, SearchQuery, StorageBackend, StorageResult, StorageStats,
-    SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageResult,
+    StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 /// Cache configuration. Defaults are the storage report's.
@@ -192,7 +194,9 @@ impl CachedBackend {
             let Some(record) = fresh.get(id) else {
                 continue;
             };
-            self.l1.fill(key.clone(), record.clone(), *epoch).await;
+            self.l1
+                .fill(key.clone(), Arc::new(encode(record.clone())?), *epoch)
+                .await;
             if let Some(e) = l2_epochs.as_ref().and_then(|es| es.get(i)) {
                 l2_entries.push((key.clone(), record.clone(), e.clone()));
             }
@@ -213,8 +217,9 @@ impl CachedBackend {
         }
     }
 
-    /// L1, then L2, then `load`; fills the tiers it missed.
-    async fn lookup<F>(&self, key: CacheKey, load: F) -> StorageResult<SchemaRecord>
+    /// L1, then L2, then `load`; fills the tiers it missed. L1 holds each record with its JSON
+    /// encoding, made here once per fill, so the HTTP layer's hit costs no serialisation.
+    async fn lookup<F>(&self, key: CacheKey, load: F) -> StorageResult<Arc<EncodedRecord>>
     where
         F: std::future::Future<Output = StorageResult<SchemaRecord>>,
     {
@@ -222,8 +227,9 @@ impl CachedBackend {
         let l1_epoch = self.l1.epoch(&key);
         if let Some(hit) = self.l1.get(&key, self.l1_max_age()).await {
             self.counters.l1_hits.fetch_add(1, Ordering::Relaxed);
-            self.inner.note_access(hit.record.id, started.elapsed());
-            return Ok(hit.record.clone());
+            self.inner
+                .note_access(hit.encoded.record.id, started.elapsed());
+            return Ok(hit.encoded.clone());
         }
         let mut l2_epoch = None;
         if let Some(l2) = &self.l2 {
@@ -233,8 +239,9 @@ impl CachedBackend {
                         Some(record) => {
                             self.counters.l2_hits.fetch_add(1, Ordering::Relaxed);
                             self.inner.note_access(record.id, started.elapsed());
-                            self.l1.fill(key, record.clone(), l1_epoch).await;
-                            return Ok(record);
+                            let encoded = Arc::new(encode(record)?);
+                            self.l1.fill(key, encoded.clone(), l1_epoch).await;
+                            return Ok(encoded);
                         }
                         None => l2_epoch = Some(found.epoch),
                     },
@@ -249,8 +256,9 @@ impl CachedBackend {
                 tracing::debug!(error = %e, "L2 fill failed");
             }
         }
-        self.l1.fill(key, record.clone(), l1_epoch).await;
-        Ok(record)
+        let encoded = Arc::new(encode(record)?);
+        self.l1.fill(key, encoded.clone(), l1_epoch).await;
+        Ok(encoded)
     }
 
     async fn invalidate(&self, invalidation: Invalidation) {
@@ -298,8 +306,7 @@ impl StorageBackend for CachedBackend {
     }
 
     async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
-        self.lookup(CacheKey::Id(id), self.inner.get_by_id(id))
-            .await
+        Ok(self.get_encoded(PointRead::Id(id)).await?.record.clone())
     }
 
     async fn get_version(
@@ -307,19 +314,36 @@ impl StorageBackend for CachedBackend {
         subject: &Subject,
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
-        self.lookup(
-            CacheKey::Version(subject.clone(), version.clone()),
-            self.inner.get_version(subject, version),
-        )
-        .await
+        let read = PointRead::Version(subject, version);
+        Ok(self.get_encoded(read).await?.record.clone())
     }
 
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
-        self.lookup(
-            CacheKey::Latest(subject.clone()),
-            self.inner.get_latest(subject),
-        )
-        .await
+        let read = PointRead::Latest(subject);
+        Ok(self.get_encoded(read).await?.record.clone())
+    }
+
+    async fn get_encoded(&self, read: PointRead<'_>) -> StorageResult<Arc<EncodedRecord>> {
+        match read {
+            PointRead::Id(id) => {
+                self.lookup(CacheKey::Id(id), self.inner.get_by_id(id))
+                    .await
+            }
+            PointRead::Version(subject, version) => {
+                self.lookup(
+                    CacheKey::Version(subject.clone(), version.clone()),
+                    self.inner.get_version(subject, version),
+                )
+                .await
+            }
+            PointRead::Latest(subject) => {
+                self.lookup(
+                    CacheKey::Latest(subject.clone()),
+                    self.inner.get_latest(subject),
+                )
+                .await
+            }
+        }
     }
 
     async fn list_versions(

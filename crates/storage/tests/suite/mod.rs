@@ -10,7 +10,7 @@ use schema_registry_core::{
     SchemaVersion, Subject, VersionRequest,
 };
 use schema_registry_storage::{
-    ConflictReason, NotFound, SearchQuery, StorageBackend, StorageError, SubjectQuery,
+    ConflictReason, NotFound, PointRead, SearchQuery, StorageBackend, StorageError, SubjectQuery,
 };
 use serde_json::{json, Map, Value};
 
@@ -558,6 +558,72 @@ pub async fn state_changes(b: Backend) {
         ),
         "{err:?}"
     );
+}
+
+/// The encoded point reads (what the HTTP API sends) are the plain records, serialised, and
+/// follow every write exactly as the plain reads do — also through a cache that holds them.
+pub async fn encoded_reads_match_and_follow_writes(b: Backend) {
+    async fn check(b: &Backend, read: PointRead<'_>, expect: &SchemaRecordLike) {
+        let encoded = b.get_encoded(read).await.expect("encoded read");
+        assert_eq!(encoded.record.id, expect.0, "{read:?}");
+        assert_eq!(encoded.record.state, expect.1, "{read:?}");
+        let plain = match read {
+            PointRead::Id(id) => b.get_by_id(id).await,
+            PointRead::Version(s, v) => b.get_version(s, v).await,
+            PointRead::Latest(s) => b.get_latest(s).await,
+        }
+        .expect("plain read");
+        assert_eq!(encoded.record, plain, "{read:?}");
+        assert_eq!(
+            encoded.json.as_ref(),
+            serde_json::to_vec(&plain).expect("json"),
+            "{read:?}"
+        );
+    }
+    type SchemaRecordLike = (schema_registry_core::SchemaId, SchemaState);
+
+    let first = b.register(new("enc", doc(1))).await.expect("1").record;
+    let s = first.subject.clone();
+    // Read everything twice: the second time a cache answers from what it stored.
+    for _ in 0..2 {
+        check(
+            &b,
+            PointRead::Id(first.id),
+            &(first.id, SchemaState::Active),
+        )
+        .await;
+        check(
+            &b,
+            PointRead::Version(&s, &first.version),
+            &(first.id, SchemaState::Active),
+        )
+        .await;
+        check(&b, PointRead::Latest(&s), &(first.id, SchemaState::Active)).await;
+    }
+    b.set_state(first.id, SchemaState::Deprecated)
+        .await
+        .expect("deprecate");
+    let deprecated = (first.id, SchemaState::Deprecated);
+    check(&b, PointRead::Id(first.id), &deprecated).await;
+    check(&b, PointRead::Version(&s, &first.version), &deprecated).await;
+    check(&b, PointRead::Latest(&s), &deprecated).await;
+
+    let second = b.register(new("enc", doc(2))).await.expect("2").record;
+    check(&b, PointRead::Latest(&s), &(second.id, SchemaState::Active)).await;
+    b.soft_delete(&s, &second.version).await.expect("delete");
+    check(&b, PointRead::Latest(&s), &deprecated).await;
+    check(
+        &b,
+        PointRead::Id(second.id),
+        &(second.id, SchemaState::Deleted),
+    )
+    .await;
+
+    let missing = uuid::Uuid::now_v7();
+    assert!(matches!(
+        b.get_encoded(PointRead::Id(missing)).await,
+        Err(StorageError::NotFound(_))
+    ));
 }
 
 pub async fn soft_delete_hides_but_keeps(b: Backend) {
