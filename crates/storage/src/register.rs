@@ -30,14 +30,11 @@ pub(crate) struct InsertRow<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
-/// The statements registration needs, run inside one open write transaction.
+/// The reads registration decides on. A locked transaction ([`WriteTx`]) answers them under the
+/// subject's lock; PostgreSQL's optimistic path answers them from one snapshot and lets its
+/// compare-and-set insert detect anything that changed since (see `postgres::optimistic`).
 #[async_trait]
-pub(crate) trait WriteTx: Send {
-    /// Serialises registrations into `subject` until the transaction ends.
-    async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()>;
-    /// Serialises writers of one object-store key (registration vs permanent delete) until the
-    /// transaction ends.
-    async fn lock_content(&mut self, key: &str) -> StorageResult<()>;
+pub(crate) trait RegistrationReads: Send {
     /// The highest non-deleted version of `subject` with this exact content and format.
     async fn find_identical(
         &mut self,
@@ -57,37 +54,57 @@ pub(crate) trait WriteTx: Send {
         &mut self,
         reference: &SchemaReference,
     ) -> StorageResult<Option<(SchemaId, SchemaState)>>;
+}
+
+/// The statements registration needs, run inside one open write transaction.
+#[async_trait]
+pub(crate) trait WriteTx: RegistrationReads {
+    /// Serialises registrations into `subject` until the transaction ends.
+    async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()>;
+    /// Serialises writers of one object-store key (registration vs permanent delete) until the
+    /// transaction ends.
+    async fn lock_content(&mut self, key: &str) -> StorageResult<()>;
     /// Inserts the version, its dependency edges, and records the subject's new maximum.
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()>;
     async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord>;
 }
 
-/// Registers `new` inside the caller's transaction. The caller commits.
-pub(crate) async fn register_in<T: WriteTx + ?Sized>(
-    tx: &mut T,
-    new: &NewSchema,
-    placement: &Placement,
-    objects: Option<&ObjectTier>,
-) -> StorageResult<Registered> {
-    tx.lock_subject(&new.subject).await?;
+/// What a registration decided, before it writes anything.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// An identical version exists and the request accepts it: an idempotent retry.
+    Existing(SchemaId),
+    /// Insert a new version.
+    Insert {
+        version: SchemaVersion,
+        /// The subject's highest version ever assigned, after this insert.
+        new_max: SchemaVersion,
+        /// Resolved references, in the order given.
+        depends_on: Vec<SchemaId>,
+    },
+}
 
-    if let Some((id, existing)) = tx.find_identical(&new.subject, &new.content).await? {
+/// The registration rules, written once: idempotent retry, explicit versions that must be
+/// free, auto-assigned versions bumped from the highest ever assigned (so never reused), and
+/// references that must resolve to versions that are not deleted.
+pub(crate) async fn plan<R: RegistrationReads + ?Sized>(
+    reads: &mut R,
+    new: &NewSchema,
+) -> StorageResult<Plan> {
+    if let Some((id, existing)) = reads.find_identical(&new.subject, &new.content).await? {
         let same_request = match &new.version {
             VersionRequest::Next(_) => true,
             VersionRequest::Exact(v) => *v == existing,
         };
         if same_request {
-            return Ok(Registered {
-                record: tx.fetch(id).await?,
-                created: false,
-            });
+            return Ok(Plan::Existing(id));
         }
     }
 
-    let max = tx.max_assigned(&new.subject).await?;
+    let max = reads.max_assigned(&new.subject).await?;
     let version = match &new.version {
         VersionRequest::Exact(v) => {
-            if tx.version_exists(&new.subject, v).await? {
+            if reads.version_exists(&new.subject, v).await? {
                 return Err(StorageError::VersionExists {
                     subject: new.subject.clone(),
                     version: v.clone(),
@@ -103,7 +120,7 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
 
     let mut depends_on = Vec::with_capacity(new.references.len());
     for r in &new.references {
-        match tx.resolve(r).await? {
+        match reads.resolve(r).await? {
             None => {
                 return Err(DomainError::UnknownReference(format!(
                     "version {} of subject {} does not exist",
@@ -126,6 +143,35 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
         Some(m) if m > version => m,
         _ => version.clone(),
     };
+    Ok(Plan::Insert {
+        version,
+        new_max,
+        depends_on,
+    })
+}
+
+/// Registers `new` inside the caller's transaction, under the subject's lock. The caller
+/// commits.
+pub(crate) async fn register_in<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    new: &NewSchema,
+    placement: &Placement,
+    objects: Option<&ObjectTier>,
+) -> StorageResult<Registered> {
+    tx.lock_subject(&new.subject).await?;
+    let (version, new_max, depends_on) = match plan(tx, new).await? {
+        Plan::Existing(id) => {
+            return Ok(Registered {
+                record: tx.fetch(id).await?,
+                created: false,
+            })
+        }
+        Plan::Insert {
+            version,
+            new_max,
+            depends_on,
+        } => (version, new_max, depends_on),
+    };
     let placement = match placement {
         Placement::Object(key) => {
             tx.lock_content(key).await?;
@@ -143,25 +189,30 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
         now: now(),
     };
     tx.insert(&row).await?;
-    let (id, created_at) = (row.id, row.now);
+    Ok(row.registered())
+}
 
-    let record = SchemaRecord {
-        id,
-        subject: new.subject.clone(),
-        version,
-        content: new.content.clone(),
-        state: SchemaState::Active,
-        description: new.description.clone(),
-        metadata: new.metadata.clone(),
-        tags: new.tags.clone(),
-        references: new.references.clone(),
-        created_at,
-        updated_at: created_at,
-    };
-    Ok(Registered {
-        record,
-        created: true,
-    })
+impl InsertRow<'_> {
+    /// The record this row becomes once committed, as a fresh registration returns it.
+    pub(crate) fn registered(&self) -> Registered {
+        let new = self.new;
+        Registered {
+            record: SchemaRecord {
+                id: self.id,
+                subject: new.subject.clone(),
+                version: self.version.clone(),
+                content: new.content.clone(),
+                state: SchemaState::Active,
+                description: new.description.clone(),
+                metadata: new.metadata.clone(),
+                tags: new.tags.clone(),
+                references: new.references.clone(),
+                created_at: self.now,
+                updated_at: self.now,
+            },
+            created: true,
+        }
+    }
 }
 
 /// A live version that references the one being removed: (subject, major, minor, patch, pre),

@@ -54,10 +54,10 @@ async fn migrations_apply_revert_and_reapply() {
         info.iter()
             .map(|m| (m.version, m.applied))
             .collect::<Vec<_>>(),
-        vec![(1, false), (2, false)]
+        vec![(1, false), (2, false), (3, false)]
     );
 
-    assert_eq!(migrate::run(url).await.expect("up"), vec![1, 2]);
+    assert_eq!(migrate::run(url).await.expect("up"), vec![1, 2, 3]);
     let mut conn = connect(url).await;
     for t in [
         "subjects",
@@ -70,6 +70,11 @@ async fn migrations_apply_revert_and_reapply() {
     ] {
         assert!(table_exists(&mut conn, t).await, "{t} after up");
     }
+    assert!(column_exists(&mut conn, "schemas", "search_vector").await);
+    assert!(column_exists(&mut conn, "subjects", "revision").await);
+
+    assert_eq!(migrate::revert(url).await.expect("down 3"), Some(3));
+    assert!(!column_exists(&mut conn, "subjects", "revision").await);
     assert!(column_exists(&mut conn, "schemas", "search_vector").await);
 
     assert_eq!(migrate::revert(url).await.expect("down 2"), Some(2));
@@ -90,7 +95,7 @@ async fn migrations_apply_revert_and_reapply() {
     }
     assert_eq!(migrate::revert(url).await.expect("nothing left"), None);
 
-    assert_eq!(migrate::run(url).await.expect("up again"), vec![1, 2]);
+    assert_eq!(migrate::run(url).await.expect("up again"), vec![1, 2, 3]);
     assert!(migrate::run(url).await.expect("idempotent").is_empty());
     conn.close().await.expect("close");
 

@@ -5,10 +5,15 @@
 //!   database would split the connection budget and the statement caches for nothing. sqlx's
 //!   pool gives min/max sizes, acquire/idle timeouts and max lifetime, and every connection keeps
 //!   a prepared-statement cache, so a statement is parsed and planned once per connection.
-//! - **Per-subject serialisation** with `pg_advisory_xact_lock(hashtextextended(subject, 0))`:
-//!   concurrent registrations into one subject, from any number of server processes, queue up;
-//!   different subjects almost never share a lock (a 64-bit hash collision only makes two subjects
-//!   wait for each other, never breaks correctness, since the unique index still holds).
+//! - **Registration is optimistic first** ([`registration`]): one statement reads the subject's
+//!   revision and what the rules decide on, one statement writes only if the revision is
+//!   unchanged. Two round trips, no explicit transaction, on the common path.
+//! - **Per-subject serialisation** otherwise, with
+//!   `pg_advisory_xact_lock(hashtextextended(subject, 0))`: batches, object-bound content and a
+//!   registration whose optimistic tries keep losing to concurrent writers queue up on it, from
+//!   any number of server processes; different subjects almost never share a lock (a 64-bit hash
+//!   collision only makes two subjects wait for each other, never breaks correctness, since the
+//!   unique index still holds).
 //! - **Optional read pool** (`read_url`): reads may go to a replica or a read-only role; writes,
 //!   and reads inside a write, always use the primary.
 //! - **Search SQL is assembled from fixed fragments** with [`sqlx::QueryBuilder`], binding every
@@ -29,9 +34,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use std::str::FromStr;
 
+use self::registration::Attempt;
 use crate::background::Periodic;
 use crate::objects::{confirm, place, ObjectTier, Placement};
-use crate::register::{ensure_removable, register_in, InsertRow, Referrer, WriteTx};
+use crate::register::{
+    ensure_removable, register_in, InsertRow, Referrer, RegistrationReads, WriteTx,
+};
 use crate::row::{version_from_parts, RawRecord, RawSummary};
 use crate::sqlite::finish_for_removal;
 use crate::sqlite::MAX_WALK_DEPTH;
@@ -97,6 +105,9 @@ macro_rules! latest_order {
         "(pre = '') DESC, major DESC, minor DESC, patch DESC, pre_key DESC"
     };
 }
+
+// After the macros above, which it uses.
+mod registration;
 
 pub const SELECT_BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM schemas WHERE id = $1");
 pub const SELECT_BY_VERSION: &str = concat!(
@@ -410,6 +421,52 @@ impl PostgresBackend {
     }
 }
 
+/// Whether `subject` has `version`, in any state.
+async fn version_exists<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    subject: &Subject,
+    version: &SchemaVersion,
+) -> StorageResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5",
+    )
+    .bind(subject.as_str())
+    .bind(version.major())
+    .bind(version.minor())
+    .bind(version.patch())
+    .bind(version.pre())
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// The id and state of the version a reference names.
+async fn resolve<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    r: &SchemaReference,
+) -> StorageResult<Option<(SchemaId, SchemaState)>> {
+    let row = sqlx::query(
+        "SELECT id, state FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5",
+    )
+    .bind(r.subject.as_str())
+    .bind(r.version.major())
+    .bind(r.version.minor())
+    .bind(r.version.patch())
+    .bind(r.version.pre())
+    .fetch_optional(executor)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let state: String = row.try_get("state")?;
+            let state = state
+                .parse()
+                .map_err(|e| StorageError::Internal(format!("stored state: {e}")))?;
+            Ok(Some((row.try_get("id")?, state)))
+        }
+    }
+}
+
 /// One open write transaction on the primary.
 struct PgWriteTx {
     tx: Transaction<'static, Postgres>,
@@ -417,23 +474,7 @@ struct PgWriteTx {
 }
 
 #[async_trait]
-impl WriteTx for PgWriteTx {
-    async fn lock_content(&mut self, key: &str) -> StorageResult<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
-            .bind(key)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(subject.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
+impl RegistrationReads for PgWriteTx {
     async fn find_identical(
         &mut self,
         subject: &Subject,
@@ -462,17 +503,7 @@ impl WriteTx for PgWriteTx {
         subject: &Subject,
         version: &SchemaVersion,
     ) -> StorageResult<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5",
-        )
-        .bind(subject.as_str())
-        .bind(version.major())
-        .bind(version.minor())
-        .bind(version.patch())
-        .bind(version.pre())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.is_some())
+        version_exists(&mut *self.tx, subject, version).await
     }
 
     async fn max_assigned(&mut self, subject: &Subject) -> StorageResult<Option<SchemaVersion>> {
@@ -490,104 +521,36 @@ impl WriteTx for PgWriteTx {
         &mut self,
         r: &SchemaReference,
     ) -> StorageResult<Option<(SchemaId, SchemaState)>> {
-        let row = sqlx::query(
-            "SELECT id, state FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5",
-        )
-        .bind(r.subject.as_str())
-        .bind(r.version.major())
-        .bind(r.version.minor())
-        .bind(r.version.patch())
-        .bind(r.version.pre())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let state: String = row.try_get("state")?;
-                let state = state
-                    .parse()
-                    .map_err(|e| StorageError::Internal(format!("stored state: {e}")))?;
-                Ok(Some((row.try_get("id")?, state)))
-            }
-        }
+        resolve(&mut *self.tx, r).await
+    }
+}
+
+#[async_trait]
+impl WriteTx for PgWriteTx {
+    async fn lock_content(&mut self, key: &str) -> StorageResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(subject.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()> {
-        let new = row.new;
-        sqlx::query(
-            "INSERT INTO subjects (subject, max_major, max_minor, max_patch, max_pre, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (subject) DO UPDATE SET
-                max_major = excluded.max_major, max_minor = excluded.max_minor,
-                max_patch = excluded.max_patch, max_pre = excluded.max_pre",
-        )
-        .bind(new.subject.as_str())
-        .bind(row.new_max.major())
-        .bind(row.new_max.minor())
-        .bind(row.new_max.patch())
-        .bind(row.new_max.pre())
-        .bind(row.now)
-        .execute(&mut *self.tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content_text, content,
-                                  checksum, size_bytes, state, description, metadata, tags, refs, created_at, updated_at,
-                                  content_location, content_pending)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                     CASE WHEN $8 = 'protobuf' THEN NULL ELSE $9::jsonb END,
-                     $10, $11, 'active', $12, $13, $14, $15, $16, $16, $17, $18)",
-        )
-        .bind(row.id)
-        .bind(new.subject.as_str())
-        .bind(row.version.major())
-        .bind(row.version.minor())
-        .bind(row.version.patch())
-        .bind(row.version.pre())
-        .bind(row.version.pre_key())
-        .bind(new.content.format().as_str())
-        .bind(match row.placement {
-            Placement::Object(_) => None,
-            Placement::Inline | Placement::InlinePending => Some(new.content.text()),
-        })
-        .bind(new.content.checksum())
-        .bind(to_i64(new.content.size_bytes()))
-        .bind(new.description.as_deref())
-        .bind(Value::Object(new.metadata.clone()))
-        .bind(&new.tags)
-        .bind(serde_json::to_value(&new.references).unwrap_or(Value::Array(Vec::new())))
-        .bind(row.now)
-        .bind(match row.placement {
-            Placement::Object(key) => Some(key.as_str()),
-            _ => None,
-        })
-        .bind(matches!(row.placement, Placement::InlinePending))
-        .execute(&mut *self.tx)
-        .await;
-        if let Err(sqlx::Error::Database(db)) = &inserted {
-            if db.is_unique_violation() {
-                return Err(StorageError::VersionExists {
-                    subject: new.subject.clone(),
-                    version: row.version.clone(),
-                });
-            }
+        if registration::insert_version(&mut *self.tx, row, None).await? {
+            Ok(())
+        } else {
+            Err(StorageError::Internal(
+                "an unconditional insert wrote nothing".into(),
+            ))
         }
-        inserted?;
-        if !row.depends_on.is_empty() {
-            let positions: Vec<i32> = (0..row.depends_on.len())
-                .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
-                .collect();
-            sqlx::query(
-                "INSERT INTO schema_dependencies (schema_id, depends_on_id, position)
-                 SELECT $1, dep, pos FROM unnest($2::uuid[], $3::int[]) AS t(dep, pos)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(row.id)
-            .bind(row.depends_on)
-            .bind(&positions)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
     }
 
     async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord> {
@@ -607,6 +570,15 @@ impl StorageBackend for PostgresBackend {
 
     async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
         let placement = place(self.objects(), &schema.content).await?;
+        if !matches!(placement, Placement::Object(_)) {
+            for _ in 0..registration::ATTEMPTS {
+                if let Attempt::Done(registered) =
+                    self.register_optimistically(&schema, &placement).await?
+                {
+                    return Ok(registered);
+                }
+            }
+        }
         let mut tx = PgWriteTx {
             tx: self.begin_write().await?,
             objects: self.objects.clone(),

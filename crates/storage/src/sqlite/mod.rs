@@ -31,7 +31,9 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::background::{AccessCounter, Periodic};
 use crate::objects::{confirm, place, ObjectTier, Placement};
-use crate::register::{ensure_removable, register_in, InsertRow, Referrer, WriteTx};
+use crate::register::{
+    ensure_removable, register_in, InsertRow, Referrer, RegistrationReads, WriteTx,
+};
 use crate::row::{from_micros, to_micros, version_from_parts, RawRecord, RawSummary};
 use crate::{
     migrate, ConflictReason, NotFound, Page, Registered, SearchQuery, StorageBackend, StorageError,
@@ -488,17 +490,7 @@ struct SqliteWriteTx {
 }
 
 #[async_trait]
-impl WriteTx for SqliteWriteTx {
-    async fn lock_subject(&mut self, _subject: &Subject) -> StorageResult<()> {
-        // `BEGIN IMMEDIATE` already holds the database's single write lock.
-        Ok(())
-    }
-
-    async fn lock_content(&mut self, _key: &str) -> StorageResult<()> {
-        // Likewise: every writer of the database is serialised already.
-        Ok(())
-    }
-
+impl RegistrationReads for SqliteWriteTx {
     async fn find_identical(
         &mut self,
         subject: &Subject,
@@ -575,6 +567,19 @@ impl WriteTx for SqliteWriteTx {
                 Ok(Some((row.try_get("id")?, state)))
             }
         }
+    }
+}
+
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
+    async fn lock_subject(&mut self, _subject: &Subject) -> StorageResult<()> {
+        // `BEGIN IMMEDIATE` already holds the database's single write lock.
+        Ok(())
+    }
+
+    async fn lock_content(&mut self, _key: &str) -> StorageResult<()> {
+        // Likewise: every writer of the database is serialised already.
+        Ok(())
     }
 
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()> {

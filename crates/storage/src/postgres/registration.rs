@@ -1,0 +1,288 @@
+//! How a registration is written on PostgreSQL: one statement for the whole row set, and the
+//! optimistic path that makes the common registration two round trips.
+//!
+//! # The locked path and its cost
+//! [`register_in`](crate::register::register_in) runs in an explicit transaction: `BEGIN`, the
+//! subject's advisory lock, the reads the rules decide on, the write, `COMMIT`. Measured under
+//! load, each of those round trips costs PostgreSQL about as much CPU as a whole single-row
+//! insert does under `pgbench` (docs/PERFORMANCE.md, section 3), so their number, not the
+//! work in each, set the registration rate.
+//!
+//! # The optimistic path
+//! 1. One statement reads, from one snapshot, the subject's **revision**, its highest version
+//!    ever assigned and the newest live version with identical content.
+//! 2. The shared rules ([`plan`]) decide, exactly as under the lock.
+//! 3. One statement writes the subject's new maximum, the version and its dependency edges,
+//!    **only if the revision is still the one read** (a compare-and-set in the `ON CONFLICT`
+//!    clause), and raises the revision. It commits on its own: no `BEGIN`/`COMMIT`.
+//!
+//! Every registration raises the subject's revision, on either path, so an unchanged revision
+//! means no registration into the subject committed since the read, and what the rules read
+//! (identical content, the highest version, whether an exact version exists) still holds: the
+//! outcome is one the locked path could have produced. The write also needs the subject's
+//! advisory lock to be free (`pg_try_advisory_xact_lock`, never waiting), so it cannot slip in
+//! between a locked writer's read and write, and holds it until it commits, so a locked writer
+//! that comes next reads after it. When the revision moved, nothing was
+//! written and the registration starts again from the read; after [`ATTEMPTS`] tries it takes
+//! the locked path, which queues fairly, so a hot subject cannot starve a writer. Content bound
+//! for object storage always takes the locked path: it needs the content lock as well.
+//! References point into other subjects; as on the locked path, the foreign keys keep a
+//! referenced row from disappearing under the new edge.
+
+use schema_registry_core::{NewSchema, SchemaId, SchemaVersion};
+use serde_json::Value;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{raw_from_row, to_i64, version_from_row, PostgresBackend, SELECT_BY_ID};
+use crate::objects::Placement;
+use crate::register::{plan, InsertRow, Plan, RegistrationReads};
+use crate::row::now;
+use crate::{Registered, StorageError, StorageResult};
+use async_trait::async_trait;
+use schema_registry_core::{SchemaContent, SchemaReference, SchemaState, Subject};
+
+/// Optimistic tries before a registration takes the locked path.
+pub(super) const ATTEMPTS: usize = 3;
+
+/// Writes `row` in one statement: the subject's new maximum (raising its revision), the version,
+/// and its dependency edges. With `expected_revision`, writes nothing and returns `false` unless
+/// the subject's revision is still that (0: the subject did not exist) *and* the subject's
+/// advisory lock is free: a locked-path writer between its read and its write must not be
+/// overtaken, and taking the lock (held to the end of this statement's own transaction) makes
+/// the next locked writer read after this write. Without it (the locked path, which holds the
+/// lock), always writes.
+pub(super) async fn insert_version<'e, E>(
+    executor: E,
+    row: &InsertRow<'_>,
+    expected_revision: Option<i64>,
+) -> StorageResult<bool>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let new = row.new;
+    let positions: Vec<i32> = (0..row.depends_on.len())
+        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    // Data-modifying CTEs run exactly once and see one snapshot; the foreign keys are checked
+    // at the end of the statement, when the subject and version rows exist.
+    let inserted = sqlx::query(
+        "WITH may_write AS (
+             SELECT $23::bigint IS NULL OR pg_try_advisory_xact_lock(hashtextextended($2, 0)) AS ok
+         ), subject_row AS (
+             INSERT INTO subjects (subject, max_major, max_minor, max_patch, max_pre, created_at, revision)
+             SELECT $2, $19, $20, $21, $22, $16, 1 FROM may_write WHERE ok
+             ON CONFLICT (subject) DO UPDATE SET
+                max_major = excluded.max_major, max_minor = excluded.max_minor,
+                max_patch = excluded.max_patch, max_pre = excluded.max_pre,
+                revision = subjects.revision + 1
+             WHERE $23::bigint IS NULL OR subjects.revision = $23
+             RETURNING 1
+         ), version_row AS (
+             INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content_text, content,
+                                  checksum, size_bytes, state, description, metadata, tags, refs, created_at, updated_at,
+                                  content_location, content_pending)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                    CASE WHEN $8 = 'protobuf' THEN NULL ELSE $9::jsonb END,
+                    $10, $11, 'active', $12, $13, $14, $15, $16, $16, $17, $18
+             FROM subject_row
+             RETURNING id
+         ), edges AS (
+             INSERT INTO schema_dependencies (schema_id, depends_on_id, position)
+             SELECT version_row.id, dep, pos
+             FROM version_row, unnest($24::uuid[], $25::int[]) AS t(dep, pos)
+             ON CONFLICT DO NOTHING
+         )
+         SELECT count(*) FROM version_row",
+    )
+    .bind(row.id)
+    .bind(new.subject.as_str())
+    .bind(row.version.major())
+    .bind(row.version.minor())
+    .bind(row.version.patch())
+    .bind(row.version.pre())
+    .bind(row.version.pre_key())
+    .bind(new.content.format().as_str())
+    .bind(match row.placement {
+        Placement::Object(_) => None,
+        Placement::Inline | Placement::InlinePending => Some(new.content.text()),
+    })
+    .bind(new.content.checksum())
+    .bind(to_i64(new.content.size_bytes()))
+    .bind(new.description.as_deref())
+    .bind(Value::Object(new.metadata.clone()))
+    .bind(&new.tags)
+    .bind(serde_json::to_value(&new.references).unwrap_or(Value::Array(Vec::new())))
+    .bind(row.now)
+    .bind(match row.placement {
+        Placement::Object(key) => Some(key.as_str()),
+        _ => None,
+    })
+    .bind(matches!(row.placement, Placement::InlinePending))
+    .bind(row.new_max.major())
+    .bind(row.new_max.minor())
+    .bind(row.new_max.patch())
+    .bind(row.new_max.pre())
+    .bind(expected_revision)
+    .bind(row.depends_on)
+    .bind(&positions)
+    .fetch_one(executor)
+    .await;
+    match inserted {
+        Ok(r) => Ok(r.try_get::<i64, _>(0)? == 1),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(StorageError::VersionExists {
+                subject: new.subject.clone(),
+                version: row.version.clone(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What step 1 reads: the subject as one snapshot saw it.
+struct SubjectSnapshot {
+    /// 0 when the subject does not exist yet.
+    revision: i64,
+    max: Option<SchemaVersion>,
+    identical: Option<(SchemaId, SchemaVersion)>,
+}
+
+/// [`RegistrationReads`] over the snapshot, plus the two reads only some requests need.
+struct SnapshotReads<'a> {
+    pool: &'a sqlx::PgPool,
+    snapshot: SubjectSnapshot,
+}
+
+#[async_trait]
+impl RegistrationReads for SnapshotReads<'_> {
+    async fn find_identical(
+        &mut self,
+        _subject: &Subject,
+        _content: &SchemaContent,
+    ) -> StorageResult<Option<(SchemaId, SchemaVersion)>> {
+        Ok(self.snapshot.identical.clone())
+    }
+
+    async fn version_exists(
+        &mut self,
+        subject: &Subject,
+        version: &SchemaVersion,
+    ) -> StorageResult<bool> {
+        super::version_exists(self.pool, subject, version).await
+    }
+
+    async fn max_assigned(&mut self, _subject: &Subject) -> StorageResult<Option<SchemaVersion>> {
+        Ok(self.snapshot.max.clone())
+    }
+
+    async fn resolve(
+        &mut self,
+        reference: &SchemaReference,
+    ) -> StorageResult<Option<(SchemaId, SchemaState)>> {
+        super::resolve(self.pool, reference).await
+    }
+}
+
+/// The outcome of one optimistic try.
+pub(super) enum Attempt {
+    Done(Registered),
+    /// Something changed in the subject since the read: nothing was written.
+    Retry,
+}
+
+impl PostgresBackend {
+    /// One optimistic try for `new`, whose content stays inline (see the module docs).
+    pub(super) async fn register_optimistically(
+        &self,
+        new: &NewSchema,
+        placement: &Placement,
+    ) -> StorageResult<Attempt> {
+        let snapshot = self.subject_snapshot(new).await?;
+        let expected = snapshot.revision;
+        let mut reads = SnapshotReads {
+            pool: &self.pool,
+            snapshot,
+        };
+        let (version, new_max, depends_on) = match plan(&mut reads, new).await? {
+            Plan::Existing(id) => {
+                // Read on the primary: the version may have been written a moment ago.
+                let row = sqlx::query(SELECT_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(Attempt::Retry); // permanently deleted since the read
+                };
+                let record = raw_from_row(&row)?.finish(self.objects()).await?;
+                if record.state == SchemaState::Deleted {
+                    return Ok(Attempt::Retry); // deleted since the read: no longer identical
+                }
+                return Ok(Attempt::Done(Registered {
+                    record,
+                    created: false,
+                }));
+            }
+            Plan::Insert {
+                version,
+                new_max,
+                depends_on,
+            } => (version, new_max, depends_on),
+        };
+        let row = InsertRow {
+            placement,
+            id: Uuid::now_v7(),
+            new,
+            version: &version,
+            new_max: &new_max,
+            depends_on: &depends_on,
+            now: now(),
+        };
+        if insert_version(&self.pool, &row, Some(expected)).await? {
+            Ok(Attempt::Done(row.registered()))
+        } else {
+            Ok(Attempt::Retry)
+        }
+    }
+
+    /// Step 1: the subject's revision, highest version and newest identical live version, in
+    /// one statement (so from one snapshot).
+    async fn subject_snapshot(&self, new: &NewSchema) -> StorageResult<SubjectSnapshot> {
+        let row = sqlx::query(concat!(
+            "SELECT sub.revision, sub.max_major, sub.max_minor, sub.max_patch, sub.max_pre,
+                    same.id, same.major, same.minor, same.patch, same.pre
+             FROM (SELECT 1) AS one
+             LEFT JOIN subjects AS sub ON sub.subject = $1
+             LEFT JOIN LATERAL (
+                 SELECT id, major, minor, patch, pre FROM schemas
+                 WHERE subject = $1 AND checksum = $2 AND format = $3 AND state <> 'deleted'
+                 ORDER BY ",
+            latest_order!(),
+            " LIMIT 1) AS same ON true"
+        ))
+        .bind(new.subject.as_str())
+        .bind(new.content.checksum())
+        .bind(new.content.format().as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let revision: Option<i64> = row.try_get("revision")?;
+        let max = match revision {
+            None => None,
+            Some(_) => Some(crate::row::version_from_parts(
+                row.try_get("max_major")?,
+                row.try_get("max_minor")?,
+                row.try_get("max_patch")?,
+                &row.try_get::<String, _>("max_pre")?,
+            )?),
+        };
+        let identical = match row.try_get::<Option<SchemaId>, _>("id")? {
+            None => None,
+            Some(id) => Some((id, version_from_row(&row)?)),
+        };
+        Ok(SubjectSnapshot {
+            revision: revision.unwrap_or(0),
+            max,
+            identical,
+        })
+    }
+}
