@@ -34,7 +34,6 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use std::str::FromStr;
 
-use self::registration::Attempt;
 use crate::background::Periodic;
 use crate::objects::{confirm, place, ObjectTier, Placement};
 use crate::register::{
@@ -572,9 +571,7 @@ impl StorageBackend for PostgresBackend {
         let placement = place(self.objects(), &schema.content).await?;
         if !matches!(placement, Placement::Object(_)) {
             for _ in 0..registration::ATTEMPTS {
-                if let Attempt::Done(registered) =
-                    self.register_optimistically(&schema, &placement).await?
-                {
+                if let Some(registered) = self.register_optimistically(&schema, &placement).await? {
                     return Ok(registered);
                 }
             }

@@ -184,20 +184,14 @@ impl RegistrationReads for SnapshotReads<'_> {
     }
 }
 
-/// The outcome of one optimistic try.
-pub(super) enum Attempt {
-    Done(Registered),
-    /// Something changed in the subject since the read: nothing was written.
-    Retry,
-}
-
 impl PostgresBackend {
-    /// One optimistic try for `new`, whose content stays inline (see the module docs).
+    /// One optimistic try for `new`, whose content stays inline (see the module docs). `None`:
+    /// something changed in the subject since the read, and nothing was written.
     pub(super) async fn register_optimistically(
         &self,
         new: &NewSchema,
         placement: &Placement,
-    ) -> StorageResult<Attempt> {
+    ) -> StorageResult<Option<Registered>> {
         let snapshot = self.subject_snapshot(new).await?;
         let expected = snapshot.revision;
         let mut reads = SnapshotReads {
@@ -212,13 +206,13 @@ impl PostgresBackend {
                     .fetch_optional(&self.pool)
                     .await?;
                 let Some(row) = row else {
-                    return Ok(Attempt::Retry); // permanently deleted since the read
+                    return Ok(None); // permanently deleted since the read
                 };
                 let record = raw_from_row(&row)?.finish(self.objects()).await?;
                 if record.state == SchemaState::Deleted {
-                    return Ok(Attempt::Retry); // deleted since the read: no longer identical
+                    return Ok(None); // deleted since the read: no longer identical
                 }
-                return Ok(Attempt::Done(Registered {
+                return Ok(Some(Registered {
                     record,
                     created: false,
                 }));
@@ -238,11 +232,8 @@ impl PostgresBackend {
             depends_on: &depends_on,
             now: now(),
         };
-        if insert_version(&self.pool, &row, Some(expected)).await? {
-            Ok(Attempt::Done(row.registered()))
-        } else {
-            Ok(Attempt::Retry)
-        }
+        let written = insert_version(&self.pool, &row, Some(expected)).await?;
+        Ok(written.then(|| row.registered()))
     }
 
     /// Step 1: the subject's revision, highest version and newest identical live version, in
