@@ -271,6 +271,35 @@ EOF
     "$PG_BIN_DIR/pgbench" -n -c 16 -j 2 -T 20 -f "$WORK/insert.sql" "$bdb" >"$OUT/pgbench-insert.txt" 2>&1
     check_quiet pgbench
     grep -E 'tps|latency' "$OUT/pgbench-insert.txt" >&2
+
+    # A second baseline: the same single-row insert, but of a registry row (a ~500 B JSON
+    # Schema) into the registry's own `schemas` table with all its indexes, migrated by the
+    # binary itself. It separates what the table costs from what the registry adds.
+    local sdb
+    sdb=$(fresh_db perf_pgbench_schemas)
+    "$BIN" migrate run --database-url "$sdb" >/dev/null
+    "$PG_BIN_DIR/psql" "$sdb" -q -c "INSERT INTO subjects (subject, max_major, max_minor, max_patch, max_pre, created_at) SELECT 'bench-' || g, 1, 0, 0, '', now() FROM generate_series(1, 1000) g"
+    python3 - "$WORK/insert-schemas.sql" <<'PY'
+import sys
+doc = ('{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","title":"bench",'
+       '"properties":{"id":{"type":"string","description":"identifier of the event"},"amount":{"type":"number","minimum":0},'
+       '"currency":{"type":"string","enum":["EUR","USD","GBP"]},"items":{"type":"array","items":{"type":"object",'
+       '"properties":{"sku":{"type":"string"},"qty":{"type":"integer"}}}},"created":{"type":"string","format":"date-time"},'
+       '"note":{"type":"string","maxLength":200}},"required":["id","amount"]}')
+open(sys.argv[1], "w").write(
+    "\\set s random(1, 1000)\n\\set maj random(2, 2000000000)\n\\set min random(1, 2000000000)\n"
+    "INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content_text, content, checksum, "
+    "size_bytes, state, metadata, tags, refs, created_at, updated_at) VALUES (gen_random_uuid(), 'bench-' || :s, "
+    f":maj, :min, 0, '', '~', 'json_schema', '{doc}', '{doc}'::jsonb, md5(:maj::text) || md5(:min::text), {len(doc)}, "
+    "'active', '{}', '{}', '[]', now(), now());\n")
+PY
+    cp "$WORK/insert-schemas.sql" "$OUT/pgbench-insert-schemas.sql"
+    wait_quiet pgbench
+    log "pgbench -n -M prepared -c 16 -j 2 -T 20 -f insert-schemas.sql (registry table)"
+    "$PG_BIN_DIR/pgbench" -n -M prepared -c 16 -j 2 -T 20 -f "$WORK/insert-schemas.sql" "$sdb" \
+        >"$OUT/pgbench-insert-schemas.txt" 2>&1
+    check_quiet pgbench
+    grep -E 'tps|latency|failed' "$OUT/pgbench-insert-schemas.txt" >&2
 }
 
 # ---------------------------------------------------------------------------

@@ -247,6 +247,65 @@ async fn l2_is_shared_and_invalidated_across_caches() {
     two.close().await;
 }
 
+/// A new version is written through to L2 under its id: another server's first read of it is
+/// an L2 hit, not a database query. A version changed since (its id's epoch exists) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_writes_through_to_l2() {
+    let (_dir, inner) = sqlite().await;
+    let options = CacheOptions {
+        redis_url: Some(redis_url()),
+        key_prefix: unique_prefix(),
+        ..CacheOptions::default()
+    };
+    let writer = CachedBackend::new(inner.clone(), options.clone()).expect("writer");
+    let reader = CachedBackend::new(inner.clone(), options).expect("reader");
+    for c in [&writer, &reader] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while c.cache_stats().expect("stats").l2_state != "up" {
+            assert!(std::time::Instant::now() < deadline, "L2 not up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let single = writer
+        .register(schema("through", 1, 0))
+        .await
+        .expect("register")
+        .record;
+    let batch = writer
+        .register_all(vec![schema("through", 2, 0), schema("through.b", 3, 0)])
+        .await
+        .expect("register_all");
+    let mut ids = vec![single.id];
+    ids.extend(batch.iter().map(|r| r.record.id));
+    for id in &ids {
+        assert_eq!(reader.get_by_id(*id).await.expect("read").id, *id);
+    }
+    let stats = reader.cache_stats().expect("stats");
+    assert_eq!((stats.l2_hits, stats.misses), (3, 0), "{stats:?}");
+
+    // An identical registration creates nothing and writes nothing through; a state change
+    // removes the entry, and the next reader sees the new state.
+    let again = writer
+        .register(schema("through", 1, 0))
+        .await
+        .expect("again");
+    assert!(!again.created);
+    writer
+        .set_state(single.id, SchemaState::Deprecated)
+        .await
+        .expect("deprecate");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while reader.get_by_id(single.id).await.expect("read").state != SchemaState::Deprecated {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader kept the written-through state"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    writer.close().await;
+    reader.close().await;
+}
+
 /// With a password-protected Redis: the right password gives a working L2; a wrong one leaves
 /// L2 degraded while every read still succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

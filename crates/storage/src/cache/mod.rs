@@ -261,6 +261,28 @@ impl CachedBackend {
         Ok(encoded)
     }
 
+    /// Stores newly created versions in L2 under their id, so that the first read of a new
+    /// version (clients fetch what they just registered, and every other server reads it from
+    /// Redis) is a hit rather than a database query. Safe without a prior epoch read: the fill
+    /// expects the id's epoch to be absent (`""`), and an id is fresh, so its epoch exists only
+    /// if a write (a state change, a delete) has touched the version since, in which case the
+    /// fill is refused. L1 is not filled here: its epochs are striped and cannot tell "never
+    /// touched"; the first read fills it from L2. Failures only cost that first read a miss.
+    async fn write_through(&self, registered: &[Registered]) {
+        let Some(l2) = &self.l2 else { return };
+        let entries: Vec<(CacheKey, SchemaRecord, String)> = registered
+            .iter()
+            .filter(|r| r.created)
+            .map(|r| (CacheKey::Id(r.record.id), r.record.clone(), String::new()))
+            .collect();
+        if entries.is_empty() || !l2.ready().await {
+            return;
+        }
+        if let Err(e) = l2.fill_many(&entries).await {
+            tracing::debug!(error = %e, "L2 write-through failed");
+        }
+    }
+
     async fn invalidate(&self, invalidation: Invalidation) {
         if invalidation.is_empty() {
             return;
@@ -291,6 +313,7 @@ impl StorageBackend for CachedBackend {
             let mut inv = Invalidation::default();
             inv.registered(&registered.record);
             self.invalidate(inv).await;
+            self.write_through(std::slice::from_ref(&registered)).await;
         }
         Ok(registered)
     }
@@ -302,6 +325,7 @@ impl StorageBackend for CachedBackend {
             inv.registered(&r.record);
         }
         self.invalidate(inv).await;
+        self.write_through(&registered).await;
         Ok(registered)
     }
 
