@@ -4,7 +4,8 @@
 #   cargo build --release -p llm-schema-registry-server --bin llm-schema-registry --example bare_axum
 #   scripts/test.sh -- bash docs/perf/run.sh PHASE [PHASE...]
 #
-# PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache | diag
+# PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache |
+#        scale1m | diag
 # (PERF_RECORD=sqlite with 'ceiling' also records a perf profile of that registry during wrk.)
 # scripts/test.sh provides a throwaway PostgreSQL (DATABASE_URL, PG_BIN_DIR; fsync=off,
 # synchronous_commit=off, full_page_writes=off), Redis (REDIS_URL) and s3s-fs (S3_ENDPOINT,
@@ -439,6 +440,38 @@ phase_scaling() {
 
 # Scaling without the cache (--cache-l1-max-entries 0), so that the comparison is the database's:
 # small and large data sets, then the large set again with the default cache (a repeat).
+# 6b. The size: 10k subjects / 1M versions on PostgreSQL + Redis (the production shape;
+# registration writes each new version through to L2), against a small set (2k / 200) on the
+# same configuration, then both again with the cache off (the database path alone).
+phase_scale1m() {
+    local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big
+    small=$(fresh_db perf_s1m_small)
+    start_server s1m-small 18141 --database-url "$small" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-small-$RANDOM"
+    loadtest s1m-small-seed --target http://127.0.0.1:18141 --seed-only --schemas 2000 --subjects 200
+    loadtest s1m-small-readmix --target http://127.0.0.1:18141 --skip-seed --schemas 2000 --subjects 200 \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+    big=$(fresh_db perf_s1m)
+    start_server s1m 18142 --database-url "$big" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-$RANDOM"
+    loadtest s1m-seed --target http://127.0.0.1:18142 --seed-only --schemas "$n" --subjects "$subj" \
+        --concurrency 32
+    "$PG_BIN_DIR/psql" "$big" -Atc "select count(*) from schemas" >"$OUT/s1m-count.txt" 2>&1 || true
+    "$PG_BIN_DIR/psql" "$big" -Atc "select pg_size_pretty(pg_database_size(current_database()))" >>"$OUT/s1m-count.txt" 2>&1 || true
+    redis-cli -u "$REDIS_URL" info memory 2>/dev/null | grep -E '^used_memory_human' >>"$OUT/s1m-count.txt" || true
+    loadtest s1m-readmix --target http://127.0.0.1:18142 --skip-seed --schemas "$n" --subjects "$subj" \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+    start_server s1m-nc 18143 --database-url "$big" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest s1m-nc-readmix --target http://127.0.0.1:18143 --skip-seed --schemas "$n" --subjects "$subj" \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+    start_server s1m-small-nc 18144 --database-url "$small" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest s1m-small-nc-readmix --target http://127.0.0.1:18144 --skip-seed --schemas 2000 --subjects 200 \
+        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    stop_pid "$SERVER_PID"
+}
 phase_scaling_nocache() {
     local n=${SCALE_SCHEMAS:-200000} subj=${SCALE_SUBJECTS:-10000} db
     db=$(fresh_db perf_small_nc)

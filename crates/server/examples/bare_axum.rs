@@ -12,6 +12,11 @@ use axum::http::header;
 use axum::routing::get;
 use axum::Router;
 
+/// The same allocator as the registry's binary, so that the ceiling compares code, not
+/// allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:18090".to_string());

@@ -23,6 +23,10 @@ struct Cli {
     args: LoadTestArgs,
 }
 
+/// The same allocator as `llm-schema-registry load-test`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

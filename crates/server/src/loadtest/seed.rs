@@ -7,9 +7,9 @@
 //! holds comes back `200` instead of `201` and creates nothing. A subject that already has at
 //! least its share of live versions (`GET /api/v1/subjects?prefix=`) is not touched at all.
 //!
-//! After seeding, [`load_catalogue`] lists every live version of those subjects
-//! (`GET /api/v1/search?subject_prefix=`, 1000 per page): ids, subjects and versions, which
-//! also picks up versions that earlier runs' `register` operations added.
+//! After seeding, [`load_catalogue`] lists every live version of those subjects, subject by
+//! subject (`GET /api/v1/search?subject_prefix=<subject>`, 1000 per page): ids, subjects and
+//! versions, which also picks up versions that earlier runs' `register` operations added.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -298,6 +298,11 @@ async fn register_with_retry(
 
 /// Lists the live versions of the data set's subjects (see the module docs), in popularity
 /// order; returns the catalogue and the seconds the listing took.
+///
+/// One subject at a time (`subject_prefix=<subject>`, several subjects in flight), not one
+/// listing of the whole prefix: offset paging over the whole data set re-reads every earlier
+/// page on each request, which made a 200k-version listing take minutes. A subject's own
+/// listing is a short index range.
 pub(crate) async fn load_catalogue(
     client: &reqwest::Client,
     base: &str,
@@ -305,32 +310,17 @@ pub(crate) async fn load_catalogue(
     subjects: usize,
 ) -> anyhow::Result<(Catalogue, f64)> {
     let started = Instant::now();
-    let wanted: HashSet<String> = (0..subjects).map(|i| subject_name(prefix, i)).collect();
     let url = format!("{base}/api/v1/search");
+    let mut listings = futures::stream::iter((0..subjects).map(|i| subject_name(prefix, i)))
+        .map(|subject| list_subject(client, &url, subject))
+        .buffer_unordered(LISTING_CONCURRENCY);
     let mut seen_ids = HashSet::new();
     let mut entries = Vec::new();
-    let mut offset = 0usize;
-    loop {
-        let mut query = vec![("limit", PAGE.to_string()), ("offset", offset.to_string())];
-        if !prefix.is_empty() {
-            query.push(("subject_prefix", prefix.to_string()));
-        }
-        let page: SearchPage = get_json(client.get(&url).query(&query), &url)
-            .await
-            .context("cannot list the seeded versions")?;
-        let got = page.results.len();
-        for hit in page.results {
-            if wanted.contains(&hit.subject) && seen_ids.insert(hit.id.clone()) {
-                entries.push(Entry {
-                    id: hit.id,
-                    subject: hit.subject,
-                    version: hit.version,
-                });
+    while let Some(listed) = listings.next().await {
+        for entry in listed.context("cannot list the seeded versions")? {
+            if seen_ids.insert(entry.id.clone()) {
+                entries.push(entry);
             }
-        }
-        offset += got;
-        if got == 0 || offset >= page.total {
-            break;
         }
     }
     // Sorted first so that the popularity order depends on the data set only.
@@ -348,6 +338,42 @@ pub(crate) async fn load_catalogue(
         Catalogue { entries, subjects },
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Subjects listed at once while building the catalogue.
+const LISTING_CONCURRENCY: usize = 16;
+
+/// The live versions of one subject (a prefix listing, keeping the exact subject only).
+async fn list_subject(
+    client: &reqwest::Client,
+    url: &str,
+    subject: String,
+) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let query = [
+            ("subject_prefix", subject.clone()),
+            ("limit", PAGE.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        let page: SearchPage = get_json(client.get(url).query(&query), url).await?;
+        let got = page.results.len();
+        entries.extend(
+            page.results
+                .into_iter()
+                .filter(|hit| hit.subject == subject)
+                .map(|hit| Entry {
+                    id: hit.id,
+                    subject: hit.subject,
+                    version: hit.version,
+                }),
+        );
+        offset += got;
+        if got == 0 || offset >= page.total {
+            return Ok(entries);
+        }
+    }
 }
 
 /// Sends `request` and parses a 2xx JSON answer.

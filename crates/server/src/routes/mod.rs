@@ -43,34 +43,39 @@ pub struct AppState {
 
 /// The whole API as one router.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let api = Router::new()
-        .route("/subjects", get(subjects::list_subjects))
+    // Full paths rather than `nest("/api/v1", ...)`: a nested router rewrites every request's
+    // URI and adds a layer of routing, which showed in the hot read path's profile.
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let mut routed = Router::new()
+        .route("/api/v1/subjects", get(subjects::list_subjects))
         .route(
-            "/subjects/{subject}",
+            "/api/v1/subjects/{subject}",
             axum::routing::delete(subjects::delete_subject),
         )
         .route(
-            "/subjects/{subject}/versions",
+            "/api/v1/subjects/{subject}/versions",
             get(subjects::list_versions).post(subjects::register),
         )
         .route(
-            "/subjects/{subject}/versions/{version}",
+            "/api/v1/subjects/{subject}/versions/{version}",
             get(subjects::get_version).delete(subjects::delete_version),
         )
         .route(
-            "/schemas/{id}",
+            "/api/v1/schemas/{id}",
             get(schemas::get_schema).patch(schemas::set_state),
         )
-        .route("/schemas/{id}/content", get(schemas::get_content))
-        .route("/schemas/{id}/content-url", get(schemas::content_url))
-        .route("/schemas/{id}/dependencies", get(schemas::dependencies))
-        .route("/schemas/{id}/dependents", get(schemas::dependents))
-        .route("/search", get(search::search))
-        .route("/stats", get(health::stats));
-
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    let mut routed = Router::new()
-        .nest("/api/v1", api)
+        .route("/api/v1/schemas/{id}/content", get(schemas::get_content))
+        .route(
+            "/api/v1/schemas/{id}/content-url",
+            get(schemas::content_url),
+        )
+        .route(
+            "/api/v1/schemas/{id}/dependencies",
+            get(schemas::dependencies),
+        )
+        .route("/api/v1/schemas/{id}/dependents", get(schemas::dependents))
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/stats", get(health::stats))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health/storage", get(health::storage))

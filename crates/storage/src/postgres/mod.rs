@@ -245,8 +245,15 @@ impl PostgresBackend {
         options: &PostgresOptions,
         objects: Option<Arc<ObjectTier>>,
     ) -> StorageResult<Self> {
+        // No ping before each acquire (sqlx's default pings): that is a round trip to the
+        // server in front of every statement, and under registration load it showed as the
+        // single largest item in the server's profile. A connection that broke while idle (a
+        // database restart) fails its next statement instead, which answers 503 with
+        // `Retry-After` and is closed rather than returned to the pool; `max_lifetime` and
+        // `idle_timeout` still recycle connections.
         let pool_options = |min: u32| {
             PgPoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(options.max_connections.max(1))
                 .min_connections(min.min(options.max_connections))
                 .acquire_timeout(options.acquire_timeout)
