@@ -2,7 +2,8 @@
 //! workers draw from.
 //!
 //! Subject `i` (for `i < --subjects`) is named `<prefix><i:05>` and receives
-//! `--schemas / --subjects` versions (the remainder going to the first subjects). Version `k` of
+//! `--schemas / --subjects` versions (the remainder going to the first subjects), registered
+//! round-robin over the subjects. Version `k` of
 //! a subject has deterministic content, so seeding is idempotent: a document the registry already
 //! holds comes back `200` instead of `201` and creates nothing. A subject that already has at
 //! least its share of live versions (`GET /api/v1/subjects?prefix=`) is not touched at all.
@@ -192,7 +193,7 @@ pub(crate) async fn seed(
     let existing = existing_counts(client, base, prefix)
         .await
         .context("cannot list the existing subjects")?;
-    let mut work: Vec<(String, usize)> = Vec::new();
+    let mut todo: Vec<(String, usize)> = Vec::new();
     let mut subjects_reused = 0;
     for i in 0..subjects {
         let name = subject_name(prefix, i);
@@ -200,9 +201,10 @@ pub(crate) async fn seed(
         if existing.get(&name).copied().unwrap_or(0) >= want {
             subjects_reused += 1;
         } else {
-            work.extend((0..want).map(|k| (name.clone(), k)));
+            todo.push((name, want));
         }
     }
+    let work = interleave(&todo);
     let concurrency = args.concurrency.clamp(1, MAX_SEED_CONCURRENCY);
     let bar = progress::seeding_bar(work.len() as u64, show_progress);
     let started = Instant::now();
@@ -242,6 +244,22 @@ pub(crate) async fn seed(
         catalogue_subjects: 0,
         catalogue_secs: 0.0,
     })
+}
+
+/// Registrations in round-robin order over the subjects (version 0 of every subject, then
+/// version 1, ...), so the requests in flight go to different subjects, as independent clients'
+/// would, rather than queueing on one subject's lock.
+fn interleave(todo: &[(String, usize)]) -> Vec<(String, usize)> {
+    let rounds = todo.iter().map(|(_, want)| *want).max().unwrap_or(0);
+    let mut work = Vec::with_capacity(todo.iter().map(|(_, want)| want).sum());
+    for k in 0..rounds {
+        work.extend(
+            todo.iter()
+                .filter(|(_, want)| k < *want)
+                .map(|(name, _)| (name.clone(), k)),
+        );
+    }
+    work
 }
 
 /// The report of a `--skip-seed` run.
@@ -427,6 +445,18 @@ mod tests {
         assert_eq!(document("s", "a", 512), document("s", "a", 512));
         // Smaller than the skeleton: the skeleton alone.
         assert!(serde_json::to_string(&document("s", "a", 1)).unwrap().len() > 1);
+    }
+
+    #[test]
+    fn seeding_goes_round_robin_over_subjects() {
+        let todo = vec![
+            ("a".to_string(), 2),
+            ("b".to_string(), 3),
+            ("c".to_string(), 1),
+        ];
+        let order: Vec<(String, usize)> = interleave(&todo);
+        let expected = [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("b", 2)];
+        assert_eq!(order, expected.map(|(s, k)| (s.to_string(), k)).to_vec());
     }
 
     #[test]

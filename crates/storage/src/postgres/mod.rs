@@ -10,7 +10,7 @@
 //!   unchanged. Two round trips, no explicit transaction, on the common path.
 //! - **Per-subject serialisation** otherwise, with
 //!   `pg_advisory_xact_lock(hashtextextended(subject, 0))`: batches, object-bound content and a
-//!   registration whose optimistic tries keep losing to concurrent writers queue up on it, from
+//!   registration whose optimistic try lost to a concurrent writer queue up on it, from
 //!   any number of server processes; different subjects almost never share a lock (a 64-bit hash
 //!   collision only makes two subjects wait for each other, never breaks correctness, since the
 //!   unique index still holds).
