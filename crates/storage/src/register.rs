@@ -75,13 +75,32 @@ pub(crate) enum Plan {
     /// An identical version exists and the request accepts it: an idempotent retry.
     Existing(SchemaId),
     /// Insert a new version.
-    Insert {
-        version: SchemaVersion,
-        /// The subject's highest version ever assigned, after this insert.
-        new_max: SchemaVersion,
-        /// Resolved references, in the order given.
-        depends_on: Vec<SchemaId>,
-    },
+    Insert(Insertion),
+}
+
+/// A new version to write.
+#[derive(Debug)]
+pub(crate) struct Insertion {
+    pub version: SchemaVersion,
+    /// The subject's highest version ever assigned, after this insert.
+    pub new_max: SchemaVersion,
+    /// Resolved references, in the order given.
+    pub depends_on: Vec<SchemaId>,
+}
+
+impl Insertion {
+    /// The row that writes `new` at this version, with a fresh id and timestamp.
+    pub(crate) fn row<'a>(&'a self, new: &'a NewSchema, placement: &'a Placement) -> InsertRow<'a> {
+        InsertRow {
+            id: Uuid::now_v7(),
+            new,
+            version: &self.version,
+            new_max: &self.new_max,
+            depends_on: &self.depends_on,
+            placement,
+            now: now(),
+        }
+    }
 }
 
 /// The registration rules, written once: idempotent retry, explicit versions that must be
@@ -143,11 +162,11 @@ pub(crate) async fn plan<R: RegistrationReads + ?Sized>(
         Some(m) if m > version => m,
         _ => version.clone(),
     };
-    Ok(Plan::Insert {
+    Ok(Plan::Insert(Insertion {
         version,
         new_max,
         depends_on,
-    })
+    }))
 }
 
 /// Registers `new` inside the caller's transaction, under the subject's lock. The caller
@@ -159,18 +178,14 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
     objects: Option<&ObjectTier>,
 ) -> StorageResult<Registered> {
     tx.lock_subject(&new.subject).await?;
-    let (version, new_max, depends_on) = match plan(tx, new).await? {
+    let insertion = match plan(tx, new).await? {
         Plan::Existing(id) => {
             return Ok(Registered {
                 record: tx.fetch(id).await?,
                 created: false,
             })
         }
-        Plan::Insert {
-            version,
-            new_max,
-            depends_on,
-        } => (version, new_max, depends_on),
+        Plan::Insert(insertion) => insertion,
     };
     let placement = match placement {
         Placement::Object(key) => {
@@ -179,15 +194,7 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
         }
         other => other.clone(),
     };
-    let row = InsertRow {
-        placement: &placement,
-        id: Uuid::now_v7(),
-        new,
-        version: &version,
-        new_max: &new_max,
-        depends_on: &depends_on,
-        now: now(),
-    };
+    let row = insertion.row(new, &placement);
     tx.insert(&row).await?;
     Ok(row.registered())
 }

@@ -32,12 +32,10 @@
 use schema_registry_core::{NewSchema, SchemaId, SchemaVersion};
 use serde_json::Value;
 use sqlx::Row;
-use uuid::Uuid;
 
 use super::{raw_from_row, to_i64, version_from_row, PostgresBackend, SELECT_BY_ID};
 use crate::objects::Placement;
 use crate::register::{plan, InsertRow, Plan, RegistrationReads};
-use crate::row::now;
 use crate::{Registered, StorageError, StorageResult};
 use async_trait::async_trait;
 use schema_registry_core::{SchemaContent, SchemaReference, SchemaState, Subject};
@@ -202,7 +200,7 @@ impl PostgresBackend {
             pool: &self.pool,
             snapshot,
         };
-        let (version, new_max, depends_on) = match plan(&mut reads, new).await? {
+        let insertion = match plan(&mut reads, new).await? {
             Plan::Existing(id) => {
                 // Read on the primary: the version may have been written a moment ago.
                 let row = sqlx::query(SELECT_BY_ID)
@@ -221,21 +219,9 @@ impl PostgresBackend {
                     created: false,
                 }));
             }
-            Plan::Insert {
-                version,
-                new_max,
-                depends_on,
-            } => (version, new_max, depends_on),
+            Plan::Insert(insertion) => insertion,
         };
-        let row = InsertRow {
-            placement,
-            id: Uuid::now_v7(),
-            new,
-            version: &version,
-            new_max: &new_max,
-            depends_on: &depends_on,
-            now: now(),
-        };
+        let row = insertion.row(new, placement);
         let written = insert_version(&self.pool, &row, Some(expected)).await?;
         Ok(written.then(|| row.registered()))
     }
