@@ -168,6 +168,26 @@ async fn every_series_moves_when_its_operation_happens() {
     }
 }
 
+/// The exporter keeps histogram samples until upkeep folds them into buckets; a server nobody
+/// scrapes must still do that, or it grows with every request. Installing the recorder starts
+/// the upkeep thread.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installing_the_recorder_starts_histogram_upkeep() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = TestApp::start(dir.path().join("data"), None, |_| {}).await;
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "metrics-upkeep"),
+        "no upkeep thread among {threads:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_be_turned_off() {
     let dir = tempfile::tempdir().expect("tmp");
