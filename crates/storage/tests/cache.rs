@@ -247,8 +247,9 @@ async fn l2_is_shared_and_invalidated_across_caches() {
     two.close().await;
 }
 
-/// A new version is written through to L2 under its id: another server's first read of it is
-/// an L2 hit, not a database query. A version changed since (its id's epoch exists) is not.
+/// A new version is written through to L2 under its id and its version: another server's first
+/// read of it is an L2 hit, not a database query. A version changed since (its id's epoch
+/// exists) is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_writes_through_to_l2() {
     let (_dir, inner) = sqlite().await;
@@ -275,13 +276,21 @@ async fn registration_writes_through_to_l2() {
         .register_all(vec![schema("through", 2, 0), schema("through.b", 3, 0)])
         .await
         .expect("register_all");
-    let mut ids = vec![single.id];
-    ids.extend(batch.iter().map(|r| r.record.id));
-    for id in &ids {
-        assert_eq!(reader.get_by_id(*id).await.expect("read").id, *id);
+    let mut records = vec![single.clone()];
+    records.extend(batch.iter().map(|r| r.record.clone()));
+    for r in &records {
+        assert_eq!(reader.get_by_id(r.id).await.expect("by id").id, r.id);
+        let by_version = reader
+            .get_version(&r.subject, &r.version)
+            .await
+            .expect("by version");
+        assert_eq!(by_version.id, r.id);
     }
     let stats = reader.cache_stats().expect("stats");
-    assert_eq!((stats.l2_hits, stats.misses), (3, 0), "{stats:?}");
+    assert_eq!((stats.l2_hits, stats.misses), (6, 0), "{stats:?}");
+    // `latest` is not written through (only the database knows whether a version is latest).
+    reader.get_latest(&single.subject).await.expect("latest");
+    assert_eq!(reader.cache_stats().expect("stats").misses, 1);
 
     // An identical registration creates nothing and writes nothing through; a state change
     // removes the entry, and the next reader sees the new state.
@@ -295,7 +304,14 @@ async fn registration_writes_through_to_l2() {
         .await
         .expect("deprecate");
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while reader.get_by_id(single.id).await.expect("read").state != SchemaState::Deprecated {
+    while reader.get_by_id(single.id).await.expect("read").state != SchemaState::Deprecated
+        || reader
+            .get_version(&single.subject, &single.version)
+            .await
+            .expect("read")
+            .state
+            != SchemaState::Deprecated
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the reader kept the written-through state"
@@ -304,6 +320,61 @@ async fn registration_writes_through_to_l2() {
     }
     writer.close().await;
     reader.close().await;
+}
+
+/// The write-through guard itself: a version whose id's epoch exists (a state change or a
+/// delete touched it) is not stored under either key; a fresh one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_refuses_a_version_touched_since_creation() {
+    use schema_registry_storage::cache::keys::Invalidation;
+    use schema_registry_storage::cache::l2::{L2Options, L2};
+
+    let (_dir, inner) = sqlite().await;
+    let fresh = inner
+        .register(schema("guard", 1, 0))
+        .await
+        .expect("fresh")
+        .record;
+    let touched = inner
+        .register(schema("guard", 2, 0))
+        .await
+        .expect("touched")
+        .record;
+    let prefix = unique_prefix();
+    let l2 = L2::new(L2Options {
+        url: redis_url(),
+        ttl: Duration::from_secs(60),
+        timeout: Duration::from_secs(2),
+        prefix: prefix.clone(),
+        ca_cert: None,
+        breaker_threshold: 3,
+        breaker_cooldown: Duration::from_secs(1),
+    })
+    .expect("l2");
+    let mut changed = Invalidation::default();
+    changed.changed(&touched);
+    l2.invalidate(changed).await;
+    l2.fill_new(&[&fresh, &touched]).await.expect("fill");
+
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    for (record, stored) in [(&fresh, true), (&touched, false)] {
+        for key in [
+            format!("{prefix}:v1:id:{}", record.id),
+            format!("{prefix}:v1:ver:{}:{}", record.version, record.subject),
+        ] {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("exists");
+            assert_eq!(exists, stored, "{key}");
+        }
+    }
+    l2.stop();
 }
 
 /// With a password-protected Redis: the right password gives a working L2; a wrong one leaves

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::breaker::Breaker;
 use super::codec;
-use super::keys::{CacheKey, Invalidation};
+use super::keys::{CacheKey, EpochKey, Invalidation};
 use super::l1::L1;
 use crate::{StorageError, StorageResult};
 
@@ -464,6 +464,41 @@ impl L2 {
                 .arg(epoch)
                 .arg(ttl_ms)
                 .ignore();
+        }
+        let mut conn = self.conn.clone();
+        self.call(pipe.query_async::<()>(&mut conn)).await
+    }
+
+    /// Stores newly created versions under their id and their (subject, version) key, in one
+    /// pipeline. Both fills are guarded by the **id's** epoch being absent: an id is fresh, and
+    /// every write that can change what either key holds (a state change, a delete) bumps that
+    /// epoch, so a version touched since its creation is never stored. Registrations of other
+    /// versions bump only the subject's epoch, and do not change these two keys' values.
+    pub async fn fill_new(&self, records: &[&SchemaRecord]) -> StorageResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let prefix = &self.options.prefix;
+        let ttl_ms = u64::try_from(self.options.ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = redis::pipe();
+        for record in records {
+            let bytes = codec::encode(record)?;
+            let guard = EpochKey::Id(record.id).redis_key(prefix);
+            let keys = [
+                CacheKey::Id(record.id),
+                CacheKey::Version(record.subject.clone(), record.version.clone()),
+            ];
+            for key in keys {
+                pipe.cmd("EVAL")
+                    .arg(FILL_SCRIPT)
+                    .arg(2)
+                    .arg(key.redis_key(prefix))
+                    .arg(&guard)
+                    .arg(&bytes)
+                    .arg("")
+                    .arg(ttl_ms)
+                    .ignore();
+            }
         }
         let mut conn = self.conn.clone();
         self.call(pipe.query_async::<()>(&mut conn)).await

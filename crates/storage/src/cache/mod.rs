@@ -261,24 +261,25 @@ impl CachedBackend {
         Ok(encoded)
     }
 
-    /// Stores newly created versions in L2 under their id, so that the first read of a new
-    /// version (clients fetch what they just registered, and every other server reads it from
-    /// Redis) is a hit rather than a database query. Safe without a prior epoch read: the fill
-    /// expects the id's epoch to be absent (`""`), and an id is fresh, so its epoch exists only
-    /// if a write (a state change, a delete) has touched the version since, in which case the
-    /// fill is refused. L1 is not filled here: its epochs are striped and cannot tell "never
-    /// touched"; the first read fills it from L2. Failures only cost that first read a miss.
+    /// Stores newly created versions in L2 under their id and their (subject, version), so that
+    /// the first read of a new version (clients fetch what they just registered, and every other
+    /// server reads it from Redis) is a hit rather than a database query. Safe without a prior
+    /// epoch read: the fills expect the fresh id's epoch to be absent, and any write that has
+    /// touched the version since (a state change, a delete) created it ([`L2::fill_new`]). `latest`
+    /// is not written through: whether the new version is the subject's latest needs the
+    /// database. L1 is not filled here either: its epochs are striped and cannot tell "never
+    /// touched"; the first read fills it from L2. A failure only costs that first read a miss.
     async fn write_through(&self, registered: &[Registered]) {
         let Some(l2) = &self.l2 else { return };
-        let entries: Vec<(CacheKey, SchemaRecord, String)> = registered
+        let created: Vec<&SchemaRecord> = registered
             .iter()
             .filter(|r| r.created)
-            .map(|r| (CacheKey::Id(r.record.id), r.record.clone(), String::new()))
+            .map(|r| &r.record)
             .collect();
-        if entries.is_empty() || !l2.ready().await {
+        if created.is_empty() || !l2.ready().await {
             return;
         }
-        if let Err(e) = l2.fill_many(&entries).await {
+        if let Err(e) = l2.fill_new(&created).await {
             tracing::debug!(error = %e, "L2 write-through failed");
         }
     }
