@@ -60,9 +60,17 @@ async fn request_ids_are_set_and_propagated() {
             .expect("x-request-id on the response")
     };
     let mut seen = std::collections::HashSet::new();
-    for path in ["/health/live", "/api/v1/subjects", "/health/live", "/no/such/route"] {
+    for path in [
+        "/health/live",
+        "/api/v1/subjects",
+        "/health/live",
+        "/no/such/route",
+    ] {
         let id = id_of(&app.get(path).await);
-        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id:?} is not UUID-shaped");
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "{id:?} is not UUID-shaped"
+        );
         assert!(seen.insert(id.clone()), "{id} handed out twice");
     }
     let echoed = app
