@@ -22,6 +22,17 @@ async fn sqlite() -> (tempfile::TempDir, Arc<dyn StorageBackend>) {
     (dir, Arc::new(b))
 }
 
+/// Waits (at most 5 s) until each cache's L2 is up and subscribed to invalidations.
+async fn wait_for_l2(caches: &[&CachedBackend]) {
+    for c in caches {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while c.cache_stats().expect("stats").l2_state != "up" {
+            assert!(std::time::Instant::now() < deadline, "L2 not up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 fn schema(subject: &str, n: usize, pad: usize) -> NewSchema {
     NewSchema::new(
         Subject::parse(subject).expect("subject"),
@@ -191,13 +202,7 @@ async fn l2_is_shared_and_invalidated_across_caches() {
     let one = CachedBackend::new(inner.clone(), options.clone()).expect("cache one");
     let two = CachedBackend::new(inner.clone(), options).expect("cache two");
     // Both subscribed before the test goes on.
-    for c in [&one, &two] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while c.cache_stats().expect("stats").l2_state != "up" {
-            assert!(std::time::Instant::now() < deadline, "L2 not up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    wait_for_l2(&[&one, &two]).await;
     let rec = one
         .register(schema("shared", 1, 0))
         .await
@@ -260,13 +265,7 @@ async fn registration_writes_through_to_l2() {
     };
     let writer = CachedBackend::new(inner.clone(), options.clone()).expect("writer");
     let reader = CachedBackend::new(inner.clone(), options).expect("reader");
-    for c in [&writer, &reader] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while c.cache_stats().expect("stats").l2_state != "up" {
-            assert!(std::time::Instant::now() < deadline, "L2 not up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    wait_for_l2(&[&writer, &reader]).await;
     let single = writer
         .register(schema("through", 1, 0))
         .await

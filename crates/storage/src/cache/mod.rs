@@ -284,6 +284,16 @@ impl CachedBackend {
         }
     }
 
+    /// Invalidates everything through which `records`, existing versions that a write changed
+    /// or removed, can be reached.
+    async fn invalidate_changed(&self, records: &[SchemaRecord]) {
+        let mut inv = Invalidation::default();
+        for r in records {
+            inv.changed(r);
+        }
+        self.invalidate(inv).await;
+    }
+
     async fn invalidate(&self, invalidation: Invalidation) {
         if invalidation.is_empty() {
             return;
@@ -389,9 +399,7 @@ impl StorageBackend for CachedBackend {
 
     async fn set_state(&self, id: SchemaId, state: SchemaState) -> StorageResult<SchemaRecord> {
         let record = self.inner.set_state(id, state).await?;
-        let mut inv = Invalidation::default();
-        inv.changed(&record);
-        self.invalidate(inv).await;
+        self.invalidate_changed(std::slice::from_ref(&record)).await;
         Ok(record)
     }
 
@@ -401,19 +409,13 @@ impl StorageBackend for CachedBackend {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
         let record = self.inner.soft_delete(subject, version).await?;
-        let mut inv = Invalidation::default();
-        inv.changed(&record);
-        self.invalidate(inv).await;
+        self.invalidate_changed(std::slice::from_ref(&record)).await;
         Ok(record)
     }
 
     async fn soft_delete_subject(&self, subject: &Subject) -> StorageResult<Vec<SchemaRecord>> {
         let records = self.inner.soft_delete_subject(subject).await?;
-        let mut inv = Invalidation::default();
-        for r in &records {
-            inv.changed(r);
-        }
-        self.invalidate(inv).await;
+        self.invalidate_changed(&records).await;
         Ok(records)
     }
 
@@ -423,9 +425,7 @@ impl StorageBackend for CachedBackend {
         version: &SchemaVersion,
     ) -> StorageResult<SchemaRecord> {
         let record = self.inner.hard_delete(subject, version).await?;
-        let mut inv = Invalidation::default();
-        inv.changed(&record);
-        self.invalidate(inv).await;
+        self.invalidate_changed(std::slice::from_ref(&record)).await;
         Ok(record)
     }
 

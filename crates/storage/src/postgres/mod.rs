@@ -351,6 +351,17 @@ impl PostgresBackend {
         Ok(self.pool.begin().await?)
     }
 
+    async fn find_id_row<'e, E>(executor: E, id: SchemaId) -> StorageResult<Option<RawRecord>>
+    where
+        E: sqlx::PgExecutor<'e>,
+    {
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
+        row.as_ref().map(raw_from_row).transpose()
+    }
+
     async fn find_version_row<'e, E>(
         executor: E,
         subject: &Subject,
@@ -560,11 +571,10 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord> {
-        let row = sqlx::query(SELECT_BY_ID)
-            .bind(id)
-            .fetch_one(&mut *self.tx)
-            .await?;
-        raw_from_row(&row)?.finish(self.objects.as_deref()).await
+        let raw = PostgresBackend::find_id_row(&mut *self.tx, id)
+            .await?
+            .ok_or(StorageError::NotFound(NotFound::Schema(id)))?;
+        raw.finish(self.objects.as_deref()).await
     }
 }
 
@@ -631,13 +641,9 @@ impl StorageBackend for PostgresBackend {
 
     async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
         let started = std::time::Instant::now();
-        let row = sqlx::query(SELECT_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        match row {
-            Some(row) => {
-                let record = raw_from_row(&row)?.finish(self.objects()).await?;
+        match Self::find_id_row(&self.reader, id).await? {
+            Some(raw) => {
+                let record = raw.finish(self.objects()).await?;
                 self.maintenance.record_access(id, started.elapsed());
                 Ok(record)
             }
@@ -802,13 +808,12 @@ impl StorageBackend for PostgresBackend {
                     .await?;
             }
         }
-        let row = sqlx::query(SELECT_BY_ID)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let raw = Self::find_id_row(&mut *tx, id)
+            .await?
+            .ok_or(StorageError::NotFound(NotFound::Schema(id)))?;
         // Content is read before the commit: if it cannot be read, nothing changes (and no
         // cache is left holding the old state of a committed change).
-        let record = raw_from_row(&row)?.finish(self.objects()).await?;
+        let record = raw.finish(self.objects()).await?;
         tx.commit().await?;
         Ok(record)
     }

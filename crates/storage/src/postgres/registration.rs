@@ -33,7 +33,7 @@ use schema_registry_core::{NewSchema, SchemaId, SchemaVersion};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{raw_from_row, to_i64, version_from_row, PostgresBackend, SELECT_BY_ID};
+use super::{to_i64, version_from_row, PostgresBackend};
 use crate::objects::Placement;
 use crate::register::{plan, InsertRow, Plan, RegistrationReads};
 use crate::{Registered, StorageError, StorageResult};
@@ -203,14 +203,10 @@ impl PostgresBackend {
         let insertion = match plan(&mut reads, new).await? {
             Plan::Existing(id) => {
                 // Read on the primary: the version may have been written a moment ago.
-                let row = sqlx::query(SELECT_BY_ID)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some(row) = row else {
+                let Some(raw) = Self::find_id_row(&self.pool, id).await? else {
                     return Ok(None); // permanently deleted since the read
                 };
-                let record = raw_from_row(&row)?.finish(self.objects()).await?;
+                let record = raw.finish(self.objects()).await?;
                 if record.state == SchemaState::Deleted {
                     return Ok(None); // deleted since the read: no longer identical
                 }
