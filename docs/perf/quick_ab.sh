@@ -3,12 +3,13 @@
 # serving the same record, wrk -t2 -c64 for 12 s after a 2 s warm-up, alternating, two rounds;
 # prints req/s and the server's CPU µs per request. No services needed.
 #   bash docs/perf/quick_ab.sh
+# Extra server flags come from REGISTRY_ARGS, e.g. REGISTRY_ARGS='--metrics false'.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/llm-schema-registry
 BARE=$REPO/target/release/examples/bare_axum
 D=$(mktemp -d)
-$BIN serve --listen 127.0.0.1:18181 --data-dir $D >/tmp/qc-server.log 2>&1 &
+$BIN serve --listen 127.0.0.1:18181 --data-dir $D ${REGISTRY_ARGS:-} >/tmp/qc-server.log 2>&1 &
 SP=$!
 trap "kill $SP \$BP 2>/dev/null; rm -rf $D" EXIT
 for i in $(seq 50); do curl -sf http://127.0.0.1:18181/health/ready >/dev/null && break; sleep 0.1; done

@@ -12,7 +12,7 @@ use schema_registry_storage::{CachedBackend, StorageBackend};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::routes::{router, AppState};
+use crate::routes::{app, AppState, Shared};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -121,18 +121,22 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = AppState {
+        let state = AppState::new(Shared {
             metrics: self.metrics.clone(),
             storage: self.storage.clone(),
             limits: Limits::default(),
             started: Instant::now(),
-        };
-        let app = router(state, self.settings.max_body_bytes);
+        });
+        let app = app(state, self.settings.max_body_bytes);
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "listening");
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            self.listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             let _ = stopping_tx.send(());

@@ -1,8 +1,9 @@
 //! The one place that maps errors to HTTP. Every error response has the same shape:
 //! `{"error": {"code": "<machine_code>", "message": "<human text>"}}`.
 //!
-//! Client errors carry their own message. Internal errors are logged with their cause and sent
-//! as a generic message: database errors, file paths and SQL never reach a client.
+//! Client errors carry their own message. Internal errors are sent as a generic message; their
+//! cause rides in a response extension to the edge (`crate::edge`), which logs it once, beside
+//! the request id, method and path. Database errors, file paths and SQL never reach a client.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Why a 5xx happened, for the log (see `crate::edge`); never sent to the client.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -37,14 +41,21 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// A bug or an unexpected failure: the cause is logged, the client gets a generic message.
+    /// A bug or an unexpected failure: the cause is logged at the edge, the client gets a
+    /// generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "an internal error occurred; it has been logged",
         )
+        .caused_by(cause)
+    }
+
+    /// Attaches the cause that the edge logs with this response.
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 }
 
@@ -72,22 +83,20 @@ impl From<StorageError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, reason.code(), message)
             }
             StorageError::Invalid(domain) => domain.into(),
-            StorageError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "storage unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the storage backend is unavailable; retry later",
-                )
-            }
-            StorageError::Corrupted(cause) => {
-                tracing::error!(error = %cause, "stored content failed its integrity check");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "content_corrupted",
-                    "the stored content of this schema failed its integrity check; it has been logged",
-                )
-            }
+            StorageError::Unavailable(cause) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the storage backend is unavailable; retry later",
+            )
+            .caused_by(format_args!("storage unavailable: {cause}")),
+            StorageError::Corrupted(cause) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "content_corrupted",
+                "the stored content of this schema failed its integrity check; it has been logged",
+            )
+            .caused_by(format_args!(
+                "stored content failed its integrity check: {cause}"
+            )),
             StorageError::Internal(cause) => ApiError::internal(cause),
         }
     }
@@ -97,6 +106,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut response = (self.status, body).into_response();
+        if let Some(cause) = self.cause {
+            response
+                .extensions_mut()
+                .insert(crate::edge::InternalCause(cause));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -5,6 +5,8 @@
 //!   The only module that reads configuration.
 //! - [`app`]: [`app::Application`]: build (open storage, bind) then run until shutdown.
 //! - [`routes`]: the axum router and handlers, one module per resource.
+//! - [`edge`]: what every request passes through once: request id, panic catch, the log line
+//!   of a failed request.
 //! - [`error`]: [`error::ApiError`], the one mapping from errors to status codes and JSON.
 //! - [`extract`]: request extractors whose rejections use the API's error format.
 //! - [`metrics`]: Prometheus metrics (`/metrics`), the storage decorator that records them.
@@ -16,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod loadtest;

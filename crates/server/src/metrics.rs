@@ -15,25 +15,26 @@
 //! - **State** is read when Prometheus scrapes, so the hot path pays nothing for it: cache hits
 //!   and misses, hit ratio, L1 entries, storage size, schemas by state, pool connections.
 //!
-//! Recording is a handful of atomic operations per request: the metric handles for each label
-//! set are looked up in the recorder's registry once and kept ([`Handles`]), because a
-//! `metrics::counter!` with labels builds its key and searches the registry on every call.
+//! Recording the per-request series appends a sample to a buffer of the worker thread's own;
+//! the buffers are folded into the recorder in batches ([`batch`] says why and when), so the
+//! hot path touches no atomics shared between cores.
 //! `--metrics false` removes it all (no recorder, no middleware, no decorator) for a
 //! like-for-like comparison.
 
-use std::collections::HashMap;
+mod batch;
+
 use std::future::Future;
-use std::hash::Hash;
-use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pin_project_lite::pin_project;
 use schema_registry_core::{
     EncodedRecord, NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
     Subject,
@@ -42,7 +43,9 @@ use schema_registry_storage::{
     CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageResult,
     StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
+use tower::{Layer, Service};
 
+use self::batch::Sample;
 use crate::routes::AppState;
 
 /// Latency buckets, seconds: 50 µs to 5 s.
@@ -99,6 +102,7 @@ fn start_upkeep(handle: PrometheusHandle) {
         .name("metrics-upkeep".into())
         .spawn(move || loop {
             std::thread::sleep(UPKEEP_INTERVAL);
+            batch::flush_all();
             handle.run_upkeep();
         });
     if let Err(e) = spawned {
@@ -116,6 +120,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
         .into_response();
     };
     record_state(state.storage.as_ref()).await;
+    batch::flush_all();
     handle.run_upkeep();
     (
         [(
@@ -160,71 +165,97 @@ async fn record_state(storage: &dyn StorageBackend) {
     }
 }
 
-/// Metric handles by label set, registered on first use and then shared. Reads take a shared
-/// lock and clone two `Arc`s; only the first request of a label set takes the write lock.
-struct Handles<K> {
-    map: RwLock<HashMap<K, (Counter, Histogram)>>,
+/// Counts and times the requests of one route, by method and status:
+/// `schema_registry_http_requests_total{method,route,status}` and
+/// `schema_registry_http_request_duration_seconds{method,route}`. One layer per route, made
+/// knowing the route's template (see `routes::router`), so a request never looks up or copies
+/// its matched path.
+#[derive(Clone, Debug)]
+pub struct HttpMetricsLayer {
+    route: &'static str,
 }
 
-impl<K: Eq + Hash> Handles<K> {
-    fn new() -> Self {
-        Handles {
-            map: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The handles for `key`, made by `register` the first time.
-    fn get(&self, key: K, register: impl FnOnce() -> (Counter, Histogram)) -> (Counter, Histogram) {
-        if let Some(found) = self.map.read().ok().and_then(|m| m.get(&key).cloned()) {
-            return found;
-        }
-        let (counter, histogram) = register();
-        if let Ok(mut m) = self.map.write() {
-            m.entry(key)
-                .or_insert_with(|| (counter.clone(), histogram.clone()));
-        }
-        (counter, histogram)
+impl HttpMetricsLayer {
+    pub fn new(route: &'static str) -> Self {
+        HttpMetricsLayer { route }
     }
 }
 
-/// HTTP label sets: (method, route template, status).
-type HttpKey = (Method, String, u16);
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetrics<S>;
 
-static HTTP_HANDLES: LazyLock<Handles<HttpKey>> = LazyLock::new(Handles::new);
+    fn layer(&self, inner: S) -> HttpMetrics<S> {
+        HttpMetrics {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
 
-/// Middleware: counts and times every routed request by method, route template and status.
-pub async fn track_http(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let status = response.status().as_u16();
-    let (counter, histogram) = HTTP_HANDLES.get((method.clone(), route.to_owned(), status), || {
-        let counter = metrics::counter!(
-            "schema_registry_http_requests_total",
-            "method" => method.as_str().to_owned(),
-            "route" => route.to_owned(),
-            "status" => status.to_string()
-        );
-        let histogram = metrics::histogram!(
-            "schema_registry_http_request_duration_seconds",
-            "method" => method.as_str().to_owned(),
-            "route" => route.to_owned()
-        );
-        (counter, histogram)
-    });
-    counter.increment(1);
-    histogram.record(elapsed);
-    response
+/// See [`HttpMetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct HttpMetrics<S> {
+    inner: S,
+    layer: HttpMetricsLayer,
+}
+
+impl<S> Service<Request> for HttpMetrics<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = HttpMetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        HttpMetricsFuture {
+            method: req.method().clone(),
+            started: Instant::now(),
+            route: self.layer.route,
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`HttpMetrics`]: records when the response is ready.
+    pub struct HttpMetricsFuture<F> {
+        #[pin]
+        inner: F,
+        method: Method,
+        started: Instant,
+        route: &'static str,
+    }
+}
+
+impl<F, E> Future for HttpMetricsFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            batch::record(Sample::Http {
+                route: this.route,
+                method: std::mem::replace(this.method, Method::GET),
+                status: response.status().as_u16(),
+                seconds: this.started.elapsed().as_secs_f64(),
+            });
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// Times and counts every storage operation, then delegates.
 pub struct MeteredBackend {
     inner: Arc<dyn StorageBackend>,
-    /// By (operation, status).
-    handles: Handles<(&'static str, &'static str)>,
 }
 
 impl std::fmt::Debug for MeteredBackend {
@@ -237,10 +268,7 @@ impl std::fmt::Debug for MeteredBackend {
 
 impl MeteredBackend {
     pub fn new(inner: Arc<dyn StorageBackend>) -> Self {
-        MeteredBackend {
-            inner,
-            handles: Handles::new(),
-        }
+        MeteredBackend { inner }
     }
 
     async fn timed<T>(
@@ -254,13 +282,11 @@ impl MeteredBackend {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        let (counter, histogram) = self.handles.get((operation, status), || {
-            let counter = metrics::counter!("schema_registry_operations_total", "operation" => operation, "status" => status);
-            let histogram = metrics::histogram!("schema_registry_operation_duration_seconds", "operation" => operation);
-            (counter, histogram)
+        batch::record(Sample::Operation {
+            operation,
+            status,
+            seconds: started.elapsed().as_secs_f64(),
         });
-        counter.increment(1);
-        histogram.record(started.elapsed().as_secs_f64());
         result
     }
 }

@@ -17,23 +17,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::MethodRouter;
 use axum::Router;
 use schema_registry_core::Limits;
 use schema_registry_storage::{StorageBackend, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
+use tower::{Layer, ServiceBuilder};
 
+use crate::edge::{Edge, EdgeLayer};
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
 
-/// What every handler can reach. Cheap to clone (an `Arc` and plain values).
+/// What every handler can reach: one `Arc`, because axum clones the state for every request
+/// (with the route, and again for the `State` extractor), and one reference count is cheaper
+/// than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub storage: Arc<dyn StorageBackend>,
     /// The Prometheus handle; `None` when metrics are off.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -41,91 +44,128 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// The whole API as one router.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    // Full paths rather than `nest("/api/v1", ...)`: a nested router rewrites every request's
-    // URI and adds a layer of routing, which showed in the hot read path's profile.
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    let mut routed = Router::new()
-        .route("/api/v1/subjects", get(subjects::list_subjects))
-        .route(
-            "/api/v1/subjects/{subject}",
-            axum::routing::delete(subjects::delete_subject),
-        )
-        .route(
-            "/api/v1/subjects/{subject}/versions",
-            get(subjects::list_versions).post(subjects::register),
-        )
-        .route(
-            "/api/v1/subjects/{subject}/versions/{version}",
-            get(subjects::get_version).delete(subjects::delete_version),
-        )
-        .route(
-            "/api/v1/schemas/{id}",
-            get(schemas::get_schema).patch(schemas::set_state),
-        )
-        .route("/api/v1/schemas/{id}/content", get(schemas::get_content))
-        .route(
-            "/api/v1/schemas/{id}/content-url",
-            get(schemas::content_url),
-        )
-        .route(
-            "/api/v1/schemas/{id}/dependencies",
-            get(schemas::dependencies),
-        )
-        .route("/api/v1/schemas/{id}/dependents", get(schemas::dependents))
-        .route("/api/v1/search", get(search::search))
-        .route("/api/v1/stats", get(health::stats))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/health/storage", get(health::storage))
-        .route("/metrics", get(crate::metrics::render));
-    if state.metrics.is_some() {
-        // A route layer runs after routing, so the route template is known.
-        routed = routed.route_layer(axum::middleware::from_fn(crate::metrics::track_http));
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
     }
-    routed
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The whole API as one service: the [`Edge`](crate::edge) and the body limit around the
+/// router, each applied once to the finished router (see `crate::edge` for why not
+/// `Router::layer`).
+pub type App = Edge<<DefaultBodyLimit as Layer<Router>>::Service>;
+
+/// Builds [`App`].
+pub fn app(state: AppState, max_body_bytes: usize) -> App {
+    ServiceBuilder::new()
+        .layer(EdgeLayer::new())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .service(router(state))
+}
+
+/// The routes. Full paths rather than `nest("/api/v1", ...)`: a nested router rewrites every
+/// request's URI and adds a layer of routing, which showed in the hot read path's profile.
+pub fn router(state: AppState) -> Router {
+    use axum::routing::MethodFilter as M;
+    let metrics = state.metrics.is_some();
+    Routes::new(metrics)
+        .at("/api/v1/subjects", |t| {
+            t.on(M::GET, subjects::list_subjects)
+        })
+        .at("/api/v1/subjects/{subject}", |t| {
+            t.on(M::DELETE, subjects::delete_subject)
+        })
+        .at("/api/v1/subjects/{subject}/versions", |t| {
+            t.on(M::GET, subjects::list_versions)
+                .merge(t.on(M::POST, subjects::register))
+        })
+        .at("/api/v1/subjects/{subject}/versions/{version}", |t| {
+            t.on(M::GET, subjects::get_version)
+                .merge(t.on(M::DELETE, subjects::delete_version))
+        })
+        .at("/api/v1/schemas/{id}", |t| {
+            t.on(M::GET, schemas::get_schema)
+                .merge(t.on(M::PATCH, schemas::set_state))
+        })
+        .at("/api/v1/schemas/{id}/content", |t| {
+            t.on(M::GET, schemas::get_content)
+        })
+        .at("/api/v1/schemas/{id}/content-url", |t| {
+            t.on(M::GET, schemas::content_url)
+        })
+        .at("/api/v1/schemas/{id}/dependencies", |t| {
+            t.on(M::GET, schemas::dependencies)
+        })
+        .at("/api/v1/schemas/{id}/dependents", |t| {
+            t.on(M::GET, schemas::dependents)
+        })
+        .at("/api/v1/search", |t| t.on(M::GET, search::search))
+        .at("/api/v1/stats", |t| t.on(M::GET, health::stats))
+        .at("/health/live", |t| t.on(M::GET, health::live))
+        .at("/health/ready", |t| t.on(M::GET, health::ready))
+        .at("/health/storage", |t| t.on(M::GET, health::storage))
+        .at("/metrics", |t| t.on(M::GET, crate::metrics::render))
+        .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(
-            request_id,
-            SequentialRequestId::new(),
-        ))
 }
 
-/// Request ids for requests that arrive without an `x-request-id`: a random 64-bit prefix
-/// chosen at start-up and a counter, written as a UUID. Unique within this process's life and,
-/// by the prefix, across restarts and servers in practice; unlike a random UUID per request it
-/// costs no `getrandom` call, which showed in the hot read path's profile.
-#[derive(Clone, Debug)]
-struct SequentialRequestId {
-    prefix: u64,
-    next: Arc<std::sync::atomic::AtomicU64>,
+/// Adds routes whose handlers count and time themselves when metrics are on.
+struct Routes {
+    router: Router<AppState>,
+    metrics: bool,
 }
 
-impl SequentialRequestId {
-    fn new() -> Self {
-        SequentialRequestId {
-            prefix: uuid::Uuid::new_v4().as_u64_pair().0,
-            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+impl Routes {
+    fn new(metrics: bool) -> Self {
+        Routes {
+            router: Router::new(),
+            metrics,
         }
+    }
+
+    /// Adds the route at `path`, built by `endpoint` from the route's [`Track`].
+    fn at(
+        mut self,
+        path: &'static str,
+        endpoint: impl FnOnce(&Track) -> MethodRouter<AppState>,
+    ) -> Self {
+        let track = Track(
+            self.metrics
+                .then(|| crate::metrics::HttpMetricsLayer::new(path)),
+        );
+        self.router = self.router.route(path, endpoint(&track));
+        self
     }
 }
 
-impl MakeRequestId for SequentialRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = uuid::Uuid::from_u64_pair(self.prefix, n);
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = id.hyphenated().encode_lower(&mut text);
-        axum::http::HeaderValue::from_str(text)
-            .ok()
-            .map(RequestId::new)
+/// One route's HTTP-metrics layer (or none, with metrics off), built knowing the route
+/// template, so a request never looks up or copies its matched path.
+///
+/// The layer wraps each *handler* (`Handler::layer`), not the route (`route_layer`): axum boxes
+/// a route layer as a route of its own, and a request would pay for cloning that box as well.
+/// Like a route layer, it leaves the route's 405 answers uncounted.
+struct Track(Option<crate::metrics::HttpMetricsLayer>);
+
+impl Track {
+    fn on<H, T>(&self, filter: axum::routing::MethodFilter, handler: H) -> MethodRouter<AppState>
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        match &self.0 {
+            Some(layer) => axum::routing::on(filter, handler.layer(layer.clone())),
+            None => axum::routing::on(filter, handler),
+        }
     }
 }
 
@@ -142,12 +182,6 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
-}
-
-/// A panic in a handler is a bug: logged, answered as a plain internal error.
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ApiError::internal("handler panicked").into_response()
 }
 
 /// `limit`/`offset` from the query string, bounded.
