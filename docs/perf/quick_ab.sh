@@ -9,7 +9,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/llm-schema-registry
 BARE=$REPO/target/release/examples/bare_axum
 D=$(mktemp -d)
-$BIN serve --listen 127.0.0.1:18181 --data-dir $D ${REGISTRY_ARGS:-} >/tmp/qc-server.log 2>&1 &
+$BIN serve --listen 127.0.0.1:${REG_PORT:-18181} --data-dir $D ${REGISTRY_ARGS:-} >/tmp/qc-server.log 2>&1 &
 SP=$!
 trap "kill $SP \$BP 2>/dev/null; rm -rf $D" EXIT
 for i in $(seq 50); do curl -sf http://127.0.0.1:18181/health/ready >/dev/null && break; sleep 0.1; done

@@ -89,8 +89,8 @@ impl Serialize for SchemaRecord {
 /// A record together with its API JSON encoding (the [`Serialize`] form above), made once.
 ///
 /// Services fetch the same few schemas on every request. Caches hold this pair, so a hot read
-/// neither clones the record nor serialises it again: the HTTP layer sends `json` as it is, and
-/// cloning the `Bytes` is a reference count.
+/// neither clones the record nor serialises it again: the HTTP layer sends `json` as it is, from
+/// the shared `Arc<EncodedRecord>` the cache handed out.
 #[derive(Debug, Clone)]
 pub struct EncodedRecord {
     pub record: SchemaRecord,

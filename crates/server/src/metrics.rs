@@ -15,13 +15,11 @@
 //! - **State** is read when Prometheus scrapes, so the hot path pays nothing for it: cache hits
 //!   and misses, hit ratio, L1 entries, storage size, schemas by state, pool connections.
 //!
-//! Recording the per-request series appends a sample to a buffer of the worker thread's own;
-//! the buffers are folded into the recorder in batches ([`batch`] says why and when), so the
-//! hot path touches no atomics shared between cores.
+//! Recording the per-request series is a handful of atomic operations per request ([`series`]).
 //! `--metrics false` removes it all (no recorder, no middleware, no decorator) for a
 //! like-for-like comparison.
 
-mod batch;
+mod series;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +43,7 @@ use schema_registry_storage::{
 };
 use tower::{Layer, Service};
 
-use self::batch::Sample;
+use self::series::Sample;
 use crate::routes::AppState;
 
 /// Latency buckets, seconds: 50 µs to 5 s.
@@ -102,7 +100,6 @@ fn start_upkeep(handle: PrometheusHandle) {
         .name("metrics-upkeep".into())
         .spawn(move || loop {
             std::thread::sleep(UPKEEP_INTERVAL);
-            batch::flush_all();
             handle.run_upkeep();
         });
     if let Err(e) = spawned {
@@ -120,7 +117,6 @@ pub async fn render(State(state): State<AppState>) -> Response {
         .into_response();
     };
     record_state(state.storage.as_ref()).await;
-    batch::flush_all();
     handle.run_upkeep();
     (
         [(
@@ -242,7 +238,7 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
-            batch::record(Sample::Http {
+            series::record(Sample::Http {
                 route: this.route,
                 method: std::mem::replace(this.method, Method::GET),
                 status: response.status().as_u16(),
@@ -282,7 +278,7 @@ impl MeteredBackend {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        batch::record(Sample::Operation {
+        series::record(Sample::Operation {
             operation,
             status,
             seconds: started.elapsed().as_secs_f64(),

@@ -18,13 +18,23 @@ use tokio::task::JoinHandle;
 pub(crate) struct AccessCounter {
     /// `std` mutexes, not Tokio's: each is held for one hash-map update and never across an
     /// `.await`, so it cannot stall the runtime, and it is cheaper than an async lock. Sharded
-    /// by id so that reads on different worker threads rarely meet on one lock (a single lock
-    /// showed in the cached read path's profile).
+    /// by *thread*, so that reads on different worker threads — even of the same hot schema —
+    /// do not meet on one lock (a single lock showed in the cached read path's profile); the
+    /// flush adds the shards up.
     shards: [Mutex<HashMap<SchemaId, (i64, i64)>>; SHARDS],
 }
 
 /// Shards of [`AccessCounter`]; a power of two well above the worker-thread count.
 const SHARDS: usize = 16;
+
+/// This thread's shard: threads take the next one in turn as they first record.
+fn thread_shard() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.try_with(|s| *s).unwrap_or(0)
+}
 
 /// One flush worth of counters, sorted by id: two servers flushing at once then lock rows in
 /// the same order and cannot deadlock.
@@ -40,8 +50,7 @@ impl AccessCounter {
     /// Counts one read of `id` that took `latency` in the database. Never blocks on I/O.
     pub fn record(&self, id: SchemaId, latency: std::time::Duration) {
         let us = i64::try_from(latency.as_micros()).unwrap_or(i64::MAX);
-        // The last byte of a UUID (v4 or v7) is random: a fair spread with no hashing.
-        let shard = &self.shards[usize::from(id.as_bytes()[15]) % SHARDS];
+        let shard = &self.shards[thread_shard()];
         if let Ok(mut counts) = shard.lock() {
             let entry = counts.entry(id).or_default();
             entry.0 += 1;
@@ -51,12 +60,19 @@ impl AccessCounter {
 
     /// Takes the counters accumulated so far.
     pub fn take(&self) -> AccessBatch {
-        let mut rows: Vec<(SchemaId, (i64, i64))> = Vec::new();
+        let mut merged: HashMap<SchemaId, (i64, i64)> = HashMap::new();
         for shard in &self.shards {
-            if let Ok(mut counts) = shard.lock() {
-                rows.extend(std::mem::take(&mut *counts));
+            let taken = match shard.lock() {
+                Ok(mut counts) => std::mem::take(&mut *counts),
+                Err(_) => continue,
+            };
+            for (id, (n, us)) in taken {
+                let entry = merged.entry(id).or_default();
+                entry.0 = entry.0.saturating_add(n);
+                entry.1 = entry.1.saturating_add(us);
             }
         }
+        let mut rows: Vec<(SchemaId, (i64, i64))> = merged.into_iter().collect();
         rows.sort_unstable_by_key(|(id, _)| *id);
         let mut batch = AccessBatch::default();
         for (id, (n, us)) in rows {
@@ -108,5 +124,38 @@ impl Periodic {
             handle.abort();
             let _ = handle.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads of one schema on several threads land in different shards; a flush adds them up,
+    /// sorted by id, and leaves nothing behind.
+    #[test]
+    fn access_counts_from_all_threads_are_summed_once() {
+        let counter = Arc::new(AccessCounter::default());
+        let hot = SchemaId::from_u128(7);
+        let cold = SchemaId::from_u128(3);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        counter.record(hot, Duration::from_micros(2));
+                    }
+                    counter.record(cold, Duration::from_micros(10));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let batch = counter.take();
+        assert_eq!(batch.ids, vec![cold, hot]);
+        assert_eq!(batch.counts, vec![4, 400]);
+        assert_eq!(batch.latency_us, vec![40, 800]);
+        assert!(counter.take().ids.is_empty());
     }
 }

@@ -179,7 +179,7 @@ pub async fn get_version(
             encoded
         }
     };
-    Ok(super::schemas::record_response(&encoded))
+    Ok(super::schemas::record_response(encoded))
 }
 
 pub(crate) fn set_etag(headers: &mut HeaderMap, checksum: &str) {

@@ -27,8 +27,10 @@ use super::keys::{CacheKey, EpochKey};
 const STRIPES: usize = 4096;
 
 /// A cached record with its JSON encoding (made once, at fill), and when it was stored (to
-/// bound staleness while invalidations may be missed: see [`L1::get`]).
-#[derive(Debug)]
+/// bound staleness while invalidations may be missed: see [`L1::get`]). moka hands out a clone
+/// of the value on every hit, so the value is this small struct and a hit costs one reference
+/// count on the record, not two (an `Arc<Entry>` would add its own).
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub encoded: Arc<EncodedRecord>,
     pub stored: Instant,
@@ -43,7 +45,7 @@ pub struct L1Options {
 }
 
 pub struct L1 {
-    cache: Cache<CacheKey, Arc<Entry>>,
+    cache: Cache<CacheKey, Entry>,
     stripes: Box<[AtomicU64]>,
     hasher: std::collections::hash_map::RandomState,
     evictions: Arc<AtomicU64>,
@@ -64,7 +66,7 @@ impl L1 {
         let counted = evictions.clone();
         let cache = Cache::builder()
             .max_capacity(options.byte_budget.max(1))
-            .weigher(move |_k: &CacheKey, v: &Arc<Entry>| -> u32 {
+            .weigher(move |_k: &CacheKey, v: &Entry| -> u32 {
                 let w = v.encoded.weight_bytes().max(min_weight);
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
@@ -102,7 +104,7 @@ impl L1 {
 
     /// A hit, unless the entry is older than `max_age` (used while invalidations from other
     /// servers may be missed).
-    pub async fn get(&self, key: &CacheKey, max_age: Option<Duration>) -> Option<Arc<Entry>> {
+    pub async fn get(&self, key: &CacheKey, max_age: Option<Duration>) -> Option<Entry> {
         let entry = self.cache.get(key).await?;
         match max_age {
             Some(age) if entry.stored.elapsed() > age => None,
@@ -117,10 +119,10 @@ impl L1 {
         if stripe.load(Ordering::Acquire) != epoch {
             return;
         }
-        let entry = Arc::new(Entry {
+        let entry = Entry {
             encoded,
             stored: Instant::now(),
-        });
+        };
         self.cache.insert(key.clone(), entry).await;
         if stripe.load(Ordering::Acquire) != epoch {
             self.cache.invalidate(&key).await;

@@ -229,7 +229,7 @@ impl CachedBackend {
             // as taking none, which spares the hot path two clock reads.
             self.inner
                 .note_access(hit.encoded.record.id, Duration::ZERO);
-            return Ok(hit.encoded.clone());
+            return Ok(hit.encoded);
         }
         let started = Instant::now();
         // Noted after the L1 miss but before L2 or the database is read: that is all the fill
