@@ -1,7 +1,7 @@
-//! The per-request series: each finished request and storage operation updates a counter and a
-//! histogram, through handles looked up in the recorder's registry once per label set and kept
-//! ([`Handles`]), because a `metrics::counter!` with labels builds its key and searches the
-//! registry on every call.
+//! The per-request series: each finished request and storage operation updates a counter (in the
+//! Prometheus recorder) and a latency histogram (in [`latency`], which says why not the
+//! recorder's), through handles looked up once per label set and kept ([`Handles`]), because a
+//! `metrics::counter!` with labels builds its key and searches the registry on every call.
 //!
 //! (A variant that buffered samples per worker thread and folded them in batches, so that the
 //! hot path would write no atomics shared between cores, measured no faster on the cached-read
@@ -10,10 +10,13 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
 
 use axum::http::Method;
-use metrics::{Counter, Histogram};
+use metrics::Counter;
+
+use super::latency::{self, LatencyHistogram};
 
 /// One finished request or storage operation.
 #[derive(Debug, Clone)]
@@ -24,14 +27,14 @@ pub(super) enum Sample {
         route: &'static str,
         method: Method,
         status: u16,
-        seconds: f64,
+        elapsed: Duration,
     },
     /// `schema_registry_operations_total{operation,status}` and
     /// `schema_registry_operation_duration_seconds{operation}`.
     Operation {
         operation: &'static str,
         status: &'static str,
-        seconds: f64,
+        elapsed: Duration,
     },
 }
 
@@ -42,28 +45,30 @@ pub(super) fn record(sample: Sample) {
             route,
             method,
             status,
-            seconds,
-        } => HTTP.record((route, method.clone(), status), seconds, || {
+            elapsed,
+        } => HTTP.record((route, method.clone(), status), elapsed, || {
             let counter = metrics::counter!(
                 "schema_registry_http_requests_total",
                 "method" => method.as_str().to_owned(),
                 "route" => route,
                 "status" => status.to_string()
             );
-            let histogram = metrics::histogram!(
+            let histogram = latency::series(
                 "schema_registry_http_request_duration_seconds",
-                "method" => method.as_str().to_owned(),
-                "route" => route
+                &[("method", method.as_str()), ("route", route)],
             );
             (counter, histogram)
         }),
         Sample::Operation {
             operation,
             status,
-            seconds,
-        } => OPERATIONS.record((operation, status), seconds, || {
+            elapsed,
+        } => OPERATIONS.record((operation, status), elapsed, || {
             let counter = metrics::counter!("schema_registry_operations_total", "operation" => operation, "status" => status);
-            let histogram = metrics::histogram!("schema_registry_operation_duration_seconds", "operation" => operation);
+            let histogram = latency::series(
+                "schema_registry_operation_duration_seconds",
+                &[("operation", operation)],
+            );
             (counter, histogram)
         }),
     }
@@ -77,7 +82,7 @@ static OPERATIONS: LazyLock<Handles<(&'static str, &'static str)>> = LazyLock::n
 /// Metric handles by label set, registered with the recorder on first use and kept, because a
 /// `metrics::counter!` with labels builds its key and searches the registry on every call.
 struct Handles<K> {
-    map: RwLock<HashMap<K, (Counter, Histogram)>>,
+    map: RwLock<HashMap<K, (Counter, Arc<LatencyHistogram>)>>,
 }
 
 impl<K: Eq + Hash> Handles<K> {
@@ -89,7 +94,12 @@ impl<K: Eq + Hash> Handles<K> {
 
     /// Counts one event of `key` and records `value` in its histogram; `register` makes the
     /// handles the first time `key` is seen.
-    fn record(&self, key: K, value: f64, register: impl FnOnce() -> (Counter, Histogram)) {
+    fn record(
+        &self,
+        key: K,
+        value: Duration,
+        register: impl FnOnce() -> (Counter, Arc<LatencyHistogram>),
+    ) {
         if let Ok(map) = self.map.read() {
             if let Some((counter, histogram)) = map.get(&key) {
                 counter.increment(1);

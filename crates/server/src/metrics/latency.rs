@@ -1,0 +1,249 @@
+//! Latency histograms of the per-request series (`schema_registry_http_request_duration_seconds`,
+//! `schema_registry_operation_duration_seconds`), kept and rendered here rather than by the
+//! Prometheus exporter.
+//!
+//! **Why.** The exporter keeps every histogram sample in a shared lock-free list until its
+//! upkeep folds them into buckets. On the cached read path that cost more than the rest of the
+//! metrics together: measured with `perf` against `--metrics false`, the two sample pushes per
+//! request took 0.14 µs, and the list's blocks, allocated and freed by the megabyte between
+//! upkeeps, added page faults (`clear_page_erms`) on top. Here a histogram is a fixed set of
+//! bucket counters, sharded by thread: a record is a bucket search and two relaxed additions to
+//! counters that, in practice, only one core writes. Nothing is buffered, so a scrape is exact.
+//!
+//! The buckets are the exporter's latency buckets ([`super::LATENCY_BUCKETS`]); the output is
+//! the Prometheus text format of a histogram (cumulative `_bucket{le=...}`, `_sum`, `_count`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::LATENCY_BUCKETS;
+
+/// Shards per histogram: a power of two above the worker-thread count of a small server.
+const SHARDS: usize = 8;
+/// Buckets plus the overflow (`le="+Inf"` only).
+const SLOTS: usize = LATENCY_BUCKETS.len() + 1;
+
+/// One thread's counters, on cache lines of their own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    /// Non-cumulative: the samples whose value fell in each bucket.
+    slots: [AtomicU64; SLOTS],
+    sum_nanos: AtomicU64,
+}
+
+/// One series: a metric name and its label set.
+pub struct LatencyHistogram {
+    name: &'static str,
+    /// Rendered labels, `k="v",...`, escaped.
+    labels: String,
+    shards: Box<[Shard]>,
+}
+
+impl std::fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let slot = LATENCY_BUCKETS.partition_point(|&bound| bound < seconds);
+        let shard = &self.shards[thread_shard()];
+        shard.slots[slot].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let mut slots = [0u64; SLOTS];
+        let mut sum_nanos = 0u64;
+        for shard in self.shards.iter() {
+            for (total, slot) in slots.iter_mut().zip(&shard.slots) {
+                *total = total.wrapping_add(slot.load(Ordering::Relaxed));
+            }
+            sum_nanos = sum_nanos.wrapping_add(shard.sum_nanos.load(Ordering::Relaxed));
+        }
+        let (name, labels) = (self.name, self.labels.as_str());
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0u64;
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(slots) {
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += slots[SLOTS - 1];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sum_nanos as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Every series made so far, in the order made.
+static SERIES: LazyLock<Mutex<Vec<Arc<LatencyHistogram>>>> =
+    LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// The series `name{labels}`, made the first time it is asked for. Callers keep the `Arc`: this
+/// takes a lock and searches every series, so it is not for the request path.
+pub fn series(name: &'static str, labels: &[(&str, &str)]) -> Arc<LatencyHistogram> {
+    let rendered = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut all = SERIES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = all.iter().find(|s| s.name == name && s.labels == rendered) {
+        return found.clone();
+    }
+    let made = Arc::new(LatencyHistogram {
+        name,
+        labels: rendered,
+        shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+    });
+    all.push(made.clone());
+    made
+}
+
+/// Appends every series in the Prometheus text format, each metric under one `# TYPE` line.
+pub fn render_all(out: &mut String) {
+    let all = SERIES.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut names: Vec<&'static str> = all.iter().map(|s| s.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for s in all.iter().filter(|s| s.name == name) {
+            s.render(out);
+        }
+        out.push('\n');
+    }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// This thread's shard: threads take the next one in turn as they first record.
+fn thread_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.try_with(|s| *s).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(h: &LatencyHistogram) -> String {
+        let mut out = String::new();
+        h.render(&mut out);
+        out
+    }
+
+    #[test]
+    fn buckets_are_cumulative_and_count_every_thread() {
+        let h = series("latency_test_seconds", &[("op", "a\"b")]);
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    h.record(Duration::from_micros(30)); // ≤ 50 µs
+                    h.record(Duration::from_millis(3)); // ≤ 5 ms
+                    h.record(Duration::from_secs(9)); // above every bound
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let text = rendered(&h);
+        let labels = r#"op="a\"b""#;
+        assert!(
+            text.contains(&format!(
+                "latency_test_seconds_bucket{{{labels},le=\"0.00005\"}} 3\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "latency_test_seconds_bucket{{{labels},le=\"0.0025\"}} 3\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "latency_test_seconds_bucket{{{labels},le=\"0.005\"}} 6\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "latency_test_seconds_bucket{{{labels},le=\"5\"}} 6\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "latency_test_seconds_bucket{{{labels},le=\"+Inf\"}} 9\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("latency_test_seconds_count{{{labels}}} 9\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("latency_test_seconds_sum{{{labels}}} 27.00909\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bound_is_inclusive() {
+        let h = series("latency_bound_test_seconds", &[]);
+        h.record(Duration::from_micros(100));
+        let text = rendered(&h);
+        assert!(
+            text.contains("latency_bound_test_seconds_bucket{le=\"0.00005\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_bound_test_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_series_per_name_and_labels_and_one_type_line_per_name() {
+        let a = series("latency_family_test_seconds", &[("k", "1")]);
+        let b = series("latency_family_test_seconds", &[("k", "1")]);
+        let c = series("latency_family_test_seconds", &[("k", "2")]);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        let mut out = String::new();
+        render_all(&mut out);
+        assert_eq!(
+            out.matches("# TYPE latency_family_test_seconds histogram")
+                .count(),
+            1
+        );
+        assert_eq!(out.matches("latency_family_test_seconds_count{").count(), 2);
+    }
+}
