@@ -175,44 +175,21 @@ mod tests {
         }
         let text = rendered(&h);
         let labels = r#"op="a\"b""#;
-        assert!(
-            text.contains(&format!(
-                "latency_test_seconds_bucket{{{labels},le=\"0.00005\"}} 3\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "latency_test_seconds_bucket{{{labels},le=\"0.0025\"}} 3\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "latency_test_seconds_bucket{{{labels},le=\"0.005\"}} 6\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "latency_test_seconds_bucket{{{labels},le=\"5\"}} 6\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "latency_test_seconds_bucket{{{labels},le=\"+Inf\"}} 9\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("latency_test_seconds_count{{{labels}}} 9\n")),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("latency_test_seconds_sum{{{labels}}} 27.00909\n")),
-            "{text}"
-        );
+        for (series, value) in [
+            (r#"bucket{LABELS,le="0.00005"}"#, "3"),
+            (r#"bucket{LABELS,le="0.0025"}"#, "3"),
+            (r#"bucket{LABELS,le="0.005"}"#, "6"),
+            (r#"bucket{LABELS,le="5"}"#, "6"),
+            (r#"bucket{LABELS,le="+Inf"}"#, "9"),
+            ("count{LABELS}", "9"),
+            ("sum{LABELS}", "27.00909"),
+        ] {
+            let line = format!(
+                "latency_test_seconds_{} {value}\n",
+                series.replace("LABELS", labels)
+            );
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
     }
 
     #[test]
