@@ -19,7 +19,7 @@
 //! `--metrics false` removes it all (no recorder, no middleware, no decorator) for a
 //! like-for-like comparison.
 
-mod latency;
+mod local;
 mod series;
 
 use std::future::Future;
@@ -96,7 +96,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// its own for the life of the process (the recorder is process-wide too). The exporter keeps
 /// every sample until upkeep runs: without this, a server that nobody scrapes would grow with
 /// every sample for ever (8 bytes per upload, and, before the latency histograms moved to
-/// `latency`, 16 bytes per request), and a scrape after a long gap would stall on draining them.
+/// `local`, 16 bytes per request), and a scrape after a long gap would stall on draining them.
 fn start_upkeep(handle: PrometheusHandle) {
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
@@ -121,7 +121,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
     record_state(state.storage.as_ref()).await;
     handle.run_upkeep();
     let mut text = handle.render();
-    latency::render_all(&mut text);
+    local::render_all(&mut text);
     (
         [(
             header::CONTENT_TYPE,
