@@ -95,18 +95,14 @@ impl Serialize for SchemaRecord {
 pub struct EncodedRecord {
     pub record: SchemaRecord,
     pub json: bytes::Bytes,
-    /// The checksum as a strong entity tag (`"<checksum>"`), sent as `ETag` with `json`.
-    pub etag: bytes::Bytes,
 }
 
 impl EncodedRecord {
     pub fn encode(record: SchemaRecord) -> Result<Self, serde_json::Error> {
         let json = serde_json::to_vec(&record)?;
-        let etag = format!("\"{}\"", record.checksum()).into_bytes().into();
         Ok(EncodedRecord {
             record,
             json: json.into(),
-            etag,
         })
     }
 
@@ -383,10 +379,6 @@ mod tests {
             serde_json::to_vec(&rec).expect("json")
         );
         assert_eq!(encoded.record, rec);
-        assert_eq!(
-            encoded.etag.as_ref(),
-            format!("\"{}\"", rec.checksum()).as_bytes()
-        );
         assert_eq!(encoded.weight_bytes(), 17 + encoded.json.len() as u64);
     }
 }

@@ -44,7 +44,6 @@ use schema_registry_storage::{
 };
 use tower::{Layer, Service};
 
-use self::series::Sample;
 use crate::routes::AppState;
 
 /// Latency buckets, seconds: 50 µs to 5 s.
@@ -242,12 +241,12 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
-            series::record(Sample::Http {
-                route: this.route,
-                method: std::mem::replace(this.method, Method::GET),
-                status: response.status().as_u16(),
-                elapsed: this.started.elapsed(),
-            });
+            series::record_http(
+                this.route,
+                this.method,
+                response.status().as_u16(),
+                this.started.elapsed(),
+            );
         }
         Poll::Ready(result)
     }
@@ -282,11 +281,7 @@ impl MeteredBackend {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        series::record(Sample::Operation {
-            operation,
-            status,
-            elapsed: started.elapsed(),
-        });
+        series::record_operation(operation, status, started.elapsed());
         result
     }
 }

@@ -23,57 +23,80 @@ use std::time::Duration;
 
 use super::LATENCY_BUCKETS;
 
-/// Shards per histogram: a power of two above the worker-thread count of a small server.
+/// Shards per series: a power of two above the worker-thread count of a small server.
 const SHARDS: usize = 8;
 /// Buckets plus the overflow (`le="+Inf"` only).
 const SLOTS: usize = LATENCY_BUCKETS.len() + 1;
 
-/// One thread's counters, on cache lines of their own.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard {
-    /// Non-cumulative: the samples whose value fell in each bucket.
-    slots: [AtomicU64; SLOTS],
-    sum_nanos: AtomicU64,
-}
-
-/// One series: a metric name and its label set.
-pub struct LatencyHistogram {
+/// One series: a metric name, its label set, and one shard of counts per thread slot.
+pub struct Sharded<S> {
     name: &'static str,
     /// Rendered labels, `k="v",...`, escaped.
     labels: String,
-    shards: Box<[Shard]>,
+    shards: Box<[S]>,
 }
 
-impl std::fmt::Debug for LatencyHistogram {
+/// A latency histogram (see the module documentation).
+pub type LatencyHistogram = Sharded<HistogramShard>;
+/// A counter.
+pub type LocalCounter = Sharded<CounterShard>;
+
+impl<S> std::fmt::Debug for Sharded<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatencyHistogram")
+        f.debug_struct("Sharded")
             .field("name", &self.name)
             .field("labels", &self.labels)
             .finish_non_exhaustive()
     }
 }
 
+impl<S> Sharded<S> {
+    /// This thread's shard.
+    fn local(&self) -> &S {
+        &self.shards[thread_shard()]
+    }
+}
+
+/// What one kind of series keeps per thread, and how it is written out.
+pub trait Shard: Default {
+    /// The Prometheus type, for the `# TYPE` line.
+    const KIND: &'static str;
+    /// Writes the series whose shards are `shards`.
+    fn render(name: &str, labels: &str, shards: &[Self], out: &mut String);
+}
+
+/// One thread's histogram counts, on cache lines of their own.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct HistogramShard {
+    /// Non-cumulative: the samples whose value fell in each bucket.
+    slots: [AtomicU64; SLOTS],
+    sum_nanos: AtomicU64,
+}
+
 impl LatencyHistogram {
     pub fn record(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let slot = LATENCY_BUCKETS.partition_point(|&bound| bound < seconds);
-        let shard = &self.shards[thread_shard()];
+        let shard = self.local();
         shard.slots[slot].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
+}
 
-    fn render(&self, out: &mut String) {
+impl Shard for HistogramShard {
+    const KIND: &'static str = "histogram";
+
+    fn render(name: &str, labels: &str, shards: &[Self], out: &mut String) {
         let mut slots = [0u64; SLOTS];
         let mut sum_nanos = 0u64;
-        for shard in self.shards.iter() {
+        for shard in shards {
             for (total, slot) in slots.iter_mut().zip(&shard.slots) {
                 *total = total.wrapping_add(slot.load(Ordering::Relaxed));
             }
             sum_nanos = sum_nanos.wrapping_add(shard.sum_nanos.load(Ordering::Relaxed));
         }
-        let (name, labels) = (self.name, self.labels.as_str());
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0u64;
         for (bound, count) in LATENCY_BUCKETS.iter().zip(slots) {
@@ -93,107 +116,53 @@ impl LatencyHistogram {
     }
 }
 
-/// A counter, sharded by thread.
-pub struct LocalCounter {
-    name: &'static str,
-    labels: String,
-    shards: Box<[CounterShard]>,
-}
-
 /// One thread's count, on a cache line of its own.
 #[repr(align(128))]
 #[derive(Default)]
-struct CounterShard(AtomicU64);
-
-impl std::fmt::Debug for LocalCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCounter")
-            .field("name", &self.name)
-            .field("labels", &self.labels)
-            .finish_non_exhaustive()
-    }
-}
+pub struct CounterShard(AtomicU64);
 
 impl LocalCounter {
     pub fn increment(&self) {
-        self.shards[thread_shard()]
-            .0
-            .fetch_add(1, Ordering::Relaxed);
+        self.local().0.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    fn render(&self, out: &mut String) {
-        let total = self
-            .shards
+impl Shard for CounterShard {
+    const KIND: &'static str = "counter";
+
+    fn render(name: &str, labels: &str, shards: &[Self], out: &mut String) {
+        let total = shards
             .iter()
             .fold(0u64, |n, s| n.wrapping_add(s.0.load(Ordering::Relaxed)));
-        let _ = writeln!(out, "{}{{{}}} {total}", self.name, self.labels);
+        let _ = writeln!(out, "{name}{{{labels}}} {total}");
     }
 }
 
-/// What a registry needs of a series.
-trait Series {
-    /// The Prometheus type, for the `# TYPE` line.
-    const KIND: &'static str;
-    fn made(name: &'static str, labels: String) -> Self;
-    fn key(&self) -> (&'static str, &str);
-    fn write(&self, out: &mut String);
-}
+/// Every series of one kind made so far, in the order made.
+struct Registry<S>(Mutex<Vec<Arc<Sharded<S>>>>);
 
-impl Series for LatencyHistogram {
-    const KIND: &'static str = "histogram";
-    fn made(name: &'static str, labels: String) -> Self {
-        LatencyHistogram {
-            name,
-            labels,
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-        }
-    }
-    fn key(&self) -> (&'static str, &str) {
-        (self.name, &self.labels)
-    }
-    fn write(&self, out: &mut String) {
-        self.render(out);
-    }
-}
-
-impl Series for LocalCounter {
-    const KIND: &'static str = "counter";
-    fn made(name: &'static str, labels: String) -> Self {
-        LocalCounter {
-            name,
-            labels,
-            shards: (0..SHARDS).map(|_| CounterShard::default()).collect(),
-        }
-    }
-    fn key(&self) -> (&'static str, &str) {
-        (self.name, &self.labels)
-    }
-    fn write(&self, out: &mut String) {
-        self.render(out);
-    }
-}
-
-/// Every series of one type made so far, in the order made.
-struct Registry<T>(Mutex<Vec<Arc<T>>>);
-
-impl<T: Series> Registry<T> {
+impl<S: Shard> Registry<S> {
     const fn new() -> Self {
         Registry(Mutex::new(Vec::new()))
     }
 
     /// The series `name{labels}`, made the first time it is asked for. Callers keep the `Arc`:
     /// this takes a lock and searches every series, so it is not for the request path.
-    fn series(&self, name: &'static str, labels: &[(&str, &str)]) -> Arc<T> {
+    fn series(&self, name: &'static str, labels: &[(&str, &str)]) -> Arc<Sharded<S>> {
         let rendered = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
             .collect::<Vec<_>>()
             .join(",");
         let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = all.iter().find(|s| s.key() == (name, rendered.as_str())) {
+        if let Some(found) = all.iter().find(|s| s.name == name && s.labels == rendered) {
             return found.clone();
         }
-        let made = Arc::new(T::made(name, rendered));
+        let made = Arc::new(Sharded {
+            name,
+            labels: rendered,
+            shards: (0..SHARDS).map(|_| S::default()).collect(),
+        });
         all.push(made.clone());
         made
     }
@@ -201,21 +170,21 @@ impl<T: Series> Registry<T> {
     /// Appends every series, each metric under one `# TYPE` line.
     fn render(&self, out: &mut String) {
         let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<&'static str> = all.iter().map(|s| s.key().0).collect();
+        let mut names: Vec<&'static str> = all.iter().map(|s| s.name).collect();
         names.sort_unstable();
         names.dedup();
         for name in names {
-            let _ = writeln!(out, "# TYPE {name} {}", T::KIND);
-            for s in all.iter().filter(|s| s.key().0 == name) {
-                s.write(out);
+            let _ = writeln!(out, "# TYPE {name} {}", S::KIND);
+            for s in all.iter().filter(|s| s.name == name) {
+                S::render(s.name, &s.labels, &s.shards, out);
             }
             out.push('\n');
         }
     }
 }
 
-static HISTOGRAMS: Registry<LatencyHistogram> = Registry::new();
-static COUNTERS: Registry<LocalCounter> = Registry::new();
+static HISTOGRAMS: Registry<HistogramShard> = Registry::new();
+static COUNTERS: Registry<CounterShard> = Registry::new();
 
 /// The histogram `name{labels}` (see [`Registry::series`]).
 pub fn histogram(name: &'static str, labels: &[(&str, &str)]) -> Arc<LatencyHistogram> {
@@ -256,7 +225,7 @@ mod tests {
 
     fn rendered(h: &LatencyHistogram) -> String {
         let mut out = String::new();
-        h.render(&mut out);
+        HistogramShard::render(h.name, &h.labels, &h.shards, &mut out);
         out
     }
 

@@ -16,66 +16,41 @@ use axum::http::Method;
 
 use super::local::{self, LatencyHistogram, LocalCounter};
 
-/// One finished request or storage operation.
-#[derive(Debug, Clone)]
-pub(super) enum Sample {
-    /// `schema_registry_http_requests_total{method,route,status}` and
-    /// `schema_registry_http_request_duration_seconds{method,route}`.
-    Http {
-        route: &'static str,
-        method: Method,
-        status: u16,
-        elapsed: Duration,
-    },
-    /// `schema_registry_operations_total{operation,status}` and
-    /// `schema_registry_operation_duration_seconds{operation}`.
-    Operation {
-        operation: &'static str,
-        status: &'static str,
-        elapsed: Duration,
-    },
+/// One finished request: `schema_registry_http_requests_total{method,route,status}` and
+/// `schema_registry_http_request_duration_seconds{method,route}`.
+pub(super) fn record_http(route: &'static str, method: &Method, status: u16, elapsed: Duration) {
+    HTTP.record((route, method.clone(), status), elapsed, || {
+        let code = status.to_string();
+        let counter = local::counter(
+            "schema_registry_http_requests_total",
+            &[
+                ("method", method.as_str()),
+                ("route", route),
+                ("status", &code),
+            ],
+        );
+        let histogram = local::histogram(
+            "schema_registry_http_request_duration_seconds",
+            &[("method", method.as_str()), ("route", route)],
+        );
+        (counter, histogram)
+    });
 }
 
-/// Counts and times one request or operation through the handles of its label set.
-pub(super) fn record(sample: Sample) {
-    match sample {
-        Sample::Http {
-            route,
-            method,
-            status,
-            elapsed,
-        } => HTTP.record((route, method.clone(), status), elapsed, || {
-            let code = status.to_string();
-            let counter = local::counter(
-                "schema_registry_http_requests_total",
-                &[
-                    ("method", method.as_str()),
-                    ("route", route),
-                    ("status", &code),
-                ],
-            );
-            let histogram = local::histogram(
-                "schema_registry_http_request_duration_seconds",
-                &[("method", method.as_str()), ("route", route)],
-            );
-            (counter, histogram)
-        }),
-        Sample::Operation {
-            operation,
-            status,
-            elapsed,
-        } => OPERATIONS.record((operation, status), elapsed, || {
-            let counter = local::counter(
-                "schema_registry_operations_total",
-                &[("operation", operation), ("status", status)],
-            );
-            let histogram = local::histogram(
-                "schema_registry_operation_duration_seconds",
-                &[("operation", operation)],
-            );
-            (counter, histogram)
-        }),
-    }
+/// One finished storage operation: `schema_registry_operations_total{operation,status}` and
+/// `schema_registry_operation_duration_seconds{operation}`.
+pub(super) fn record_operation(operation: &'static str, status: &'static str, elapsed: Duration) {
+    OPERATIONS.record((operation, status), elapsed, || {
+        let counter = local::counter(
+            "schema_registry_operations_total",
+            &[("operation", operation), ("status", status)],
+        );
+        let histogram = local::histogram(
+            "schema_registry_operation_duration_seconds",
+            &[("operation", operation)],
+        );
+        (counter, histogram)
+    });
 }
 
 /// HTTP series by (route template, method, status).

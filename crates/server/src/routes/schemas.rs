@@ -42,22 +42,15 @@ pub async fn get_schema(
 ///
 /// The body owns the `Arc` it was given: a cached record's bytes are sent without copying them
 /// and without another reference count on them (every reader of a hot record, on every core,
-/// would update that count). The entity tag, 66 bytes, is copied for the same reason.
+/// would update that count).
 pub(crate) fn record_response(encoded: Arc<EncodedRecord>) -> Response {
-    // The checksum is hex, so the tag is always a valid header value.
-    let etag = HeaderValue::from_bytes(&encoded.etag).ok();
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        Body::from(Bytes::from_owner(JsonOf(encoded))),
-    )
-        .into_response();
-    if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    set_etag(&mut headers, encoded.record.checksum());
+    (headers, Body::from(Bytes::from_owner(JsonOf(encoded)))).into_response()
 }
 
 /// The JSON bytes of a shared [`EncodedRecord`], as the owner of a `Bytes`.
