@@ -150,6 +150,66 @@ async fn a_short_run_exercises_every_operation_without_errors() {
     assert_eq!(counted.seeding.registrations, 0);
     assert_eq!(counted.ops.len(), 2);
 
+    // `--rate`: an open loop releases operations at the rate, no faster, for the whole run.
+    let paced = Cli::try_parse_from([
+        "load_test",
+        "--target",
+        &address,
+        "--duration",
+        "2s",
+        "--rate",
+        "200",
+        "--concurrency",
+        "4",
+        "--schemas",
+        "50",
+        "--subjects",
+        "5",
+        "--skip-seed",
+        "--mix",
+        "get_by_id=1",
+        "--no-progress",
+        "--json",
+    ])
+    .expect("arguments")
+    .args;
+    let paced = loadtest::run(paced).await.expect("paced run");
+    let json = serde_json::to_value(&paced).expect("report as JSON");
+    assert_eq!(json["config"]["rate"], 200, "{json:#}");
+    assert_eq!(paced.stop_reason, Some(StopReason::Duration));
+    assert_eq!(paced.total_errors, 0, "{json:#}");
+    // 2 s at 200/s releases 400 operations (401 with the one due at the start); a request
+    // still in flight at the deadline is not counted, and a busy debug build may lag a little.
+    assert!((300..=401).contains(&paced.total_operations), "{json:#}");
+    // And with `--operations`, the pacer releases exactly that many.
+    let paced_count = Cli::try_parse_from([
+        "load_test",
+        "--target",
+        &address,
+        "--duration",
+        "60s",
+        "--operations",
+        "50",
+        "--rate",
+        "500",
+        "--skip-seed",
+        "--schemas",
+        "50",
+        "--subjects",
+        "5",
+        "--mix",
+        "get_by_id=1",
+        "--no-progress",
+    ])
+    .expect("arguments")
+    .args;
+    let paced_count = loadtest::run(paced_count).await.expect("paced counted run");
+    assert_eq!(paced_count.stop_reason, Some(StopReason::Operations));
+    assert_eq!(
+        (paced_count.total_operations, paced_count.total_errors),
+        (50, 0)
+    );
+
     let _ = shutdown.send(());
     server.await.expect("server task").expect("server run");
 }

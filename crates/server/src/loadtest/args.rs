@@ -31,6 +31,14 @@ pub struct LoadTestArgs {
     #[arg(long, value_parser = parse_positive_u64)]
     pub operations: Option<u64>,
 
+    /// Open loop: release operations at this many per second in total, whatever the server's
+    /// pace, instead of the closed loop (each worker sends its next request when the last
+    /// answer is back). Latency then counts from when an operation was released, so a server
+    /// that falls behind shows it as latency, not as fewer requests (no coordinated omission);
+    /// --concurrency bounds the requests in flight. [default: closed loop]
+    #[arg(long, value_parser = parse_positive_u64)]
+    pub rate: Option<u64>,
+
     /// Relative weights of the operations: `get_by_id`, `get_latest`, `get_by_version`,
     /// `search`, `register` (a kind left out has weight 0).
     #[arg(long, default_value = DEFAULT_MIX)]

@@ -4,8 +4,10 @@
 //!
 //! # What it measures
 //! Client-observed latency (p50/p95/p99/max, per operation kind: fetch by id, `latest`, exact
-//! version, search, register) and throughput of a closed loop of `--concurrency` workers, each
-//! with one request in flight, for `--duration` or `--operations`. Keys follow a Zipf (default)
+//! version, search, register) and throughput of `--concurrency` workers, each with one request
+//! in flight, for `--duration` or `--operations`: as fast as answers come back (a closed loop),
+//! or at a fixed `--rate` with latency counted from when each operation was released (an open loop:
+//! the way to measure latency at a given load; see `worker`). Keys follow a Zipf (default)
 //! or uniform distribution over a data set that is seeded through the API first, so reads hit a
 //! realistic mix of hot and cold entries. Around the run it snapshots `GET /api/v1/stats` to
 //! report the server's cache hit rate *during the run*, and reads its own CPU time from
@@ -114,15 +116,13 @@ pub async fn run(args: LoadTestArgs) -> anyhow::Result<Report> {
 
     let before = stats_or_warn(&client, &base, "before the run", &mut warnings).await;
     let cpu_before = cpu::sample();
-    let outcome = worker::run_workers(
-        &client,
-        plan,
-        args.concurrency,
-        args.duration,
-        args.operations,
-        show_progress,
-    )
-    .await?;
+    let drive = worker::Drive {
+        concurrency: args.concurrency,
+        duration: args.duration,
+        max_ops: args.operations,
+        rate: args.rate,
+    };
+    let outcome = worker::run_workers(&client, plan, drive, show_progress).await?;
     let cpu_after = cpu::sample();
     let after = stats_or_warn(&client, &base, "after the run", &mut warnings).await;
 
@@ -135,6 +135,11 @@ pub async fn run(args: LoadTestArgs) -> anyhow::Result<Report> {
     report.throughput_ops_per_sec = seed::rate(report.total_operations, wall_secs);
     report.latency_us = latency_us;
     report.ops = ops;
+    if let Some(rate) = args.rate {
+        if let Some(warning) = fell_behind(rate, report.throughput_ops_per_sec, outcome.stop) {
+            warnings.push(warning);
+        }
+    }
     report.cache = report::cache_report(before.as_ref(), after.as_ref());
     report.server_stats = after.map(without_cache);
     report.client_cpu = match (cpu_before, cpu_after) {
@@ -143,6 +148,19 @@ pub async fn run(args: LoadTestArgs) -> anyhow::Result<Report> {
     };
     report.warnings = warnings;
     Ok(report)
+}
+
+/// A warning when an open-loop run that ran its full duration did not reach 98 % of `--rate`:
+/// the server (or this client) could not keep up, and the latencies include the backlog.
+fn fell_behind(rate: u64, achieved: f64, stop: StopReason) -> Option<String> {
+    let target = rate as f64;
+    (stop == StopReason::Duration && achieved < 0.98 * target).then(|| {
+        format!(
+            "the open loop fell behind: {achieved:.0} ops/s done against --rate {rate} \
+             ({:.0} %); the latencies include the queue that built up",
+            100.0 * achieved / target
+        )
+    })
 }
 
 /// Checks what clap cannot: options that depend on each other.
@@ -197,6 +215,19 @@ fn without_cache(mut stats: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_loop_that_fell_behind_says_so() {
+        assert_eq!(fell_behind(1000, 990.0, StopReason::Duration), None);
+        let warning = fell_behind(1000, 700.0, StopReason::Duration).expect("a warning");
+        assert!(
+            warning.contains("700 ops/s") && warning.contains("70 %"),
+            "{warning}"
+        );
+        // A run cut short by --operations or Ctrl-C is not judged by its rate.
+        assert_eq!(fell_behind(1000, 10.0, StopReason::Operations), None);
+        assert_eq!(fell_behind(1000, 10.0, StopReason::Interrupted), None);
+    }
 
     #[test]
     fn the_search_word_comes_from_the_prefix() {

@@ -53,6 +53,8 @@ pub struct ConfigEcho {
     pub concurrency: usize,
     /// `None`: unlimited.
     pub operations: Option<u64>,
+    /// Operations released per second (open loop); `None`: closed loop.
+    pub rate: Option<u64>,
     pub mix: Mix,
     pub distribution: KeyDistribution,
     pub zipf_exponent: f64,
@@ -74,6 +76,7 @@ impl ConfigEcho {
             duration_secs: args.duration.as_secs_f64(),
             concurrency: args.concurrency,
             operations: args.operations,
+            rate: args.rate,
             mix: args.mix.clone(),
             distribution: args.distribution,
             zipf_exponent: args.zipf_exponent,
@@ -242,12 +245,16 @@ impl Report {
             self.target
         ));
         line(format!(
-            "config:   {} workers, {}{}, mix {}, keys {}, payload {} B, timeout {} ms",
+            "config:   {} workers, {}{}, {}, mix {}, keys {}, payload {} B, timeout {} ms",
             c.concurrency,
             c.duration,
             c.operations
                 .map(|n| format!(" or {n} operations"))
                 .unwrap_or_default(),
+            c.rate.map_or_else(
+                || "closed loop".to_string(),
+                |r| format!("open loop at {r} ops/s")
+            ),
             c.mix,
             match c.distribution {
                 KeyDistribution::Zipf => format!("zipf (s = {})", c.zipf_exponent),

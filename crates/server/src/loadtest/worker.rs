@@ -1,5 +1,13 @@
 //! The measured run: `concurrency` worker tasks sharing one pooled client, each with one request
-//! in flight at a time (a closed loop), each recording into its own histograms.
+//! in flight at a time, each recording into its own histograms.
+//!
+//! **Closed loop** (the default): a worker sends its next request as soon as the last answer is
+//! back, and latency runs from the send. **Open loop** (`--rate`): a pacer task releases
+//! operations at the given rate into a queue the workers take from, and latency runs from the
+//! *release*. A server that stalls then shows the stall as latency of every operation released
+//! meanwhile, as users would feel it, instead of quietly being sent fewer requests (the
+//! "coordinated omission" of closed-loop tools). See [`pace`] for how finely releases are
+//! spaced; a late wake-up of the pacer itself is not charged to the server.
 //!
 //! The hot path takes no lock: a worker owns its random generator, histograms and error counts;
 //! the only shared state is a few relaxed atomic counters (operations done and errors for the
@@ -261,15 +269,29 @@ struct OpError {
     detail: String,
 }
 
+/// How a run is driven; see the module documentation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drive {
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub max_ops: Option<u64>,
+    /// Open loop at this many operations per second; `None`: closed loop.
+    pub rate: Option<u64>,
+}
+
 /// Runs the workers until the deadline, `max_ops`, or Ctrl-C; merges their results.
 pub(crate) async fn run_workers(
     client: &reqwest::Client,
     plan: Arc<Plan>,
-    concurrency: usize,
-    duration: Duration,
-    max_ops: Option<u64>,
+    drive: Drive,
     show_progress: bool,
 ) -> anyhow::Result<RunOutcome> {
+    let Drive {
+        concurrency,
+        duration,
+        max_ops,
+        rate,
+    } = drive;
     let shared = Arc::new(Shared {
         counters: Arc::new(Counters::default()),
         issued: AtomicU64::new(0),
@@ -280,6 +302,17 @@ pub(crate) async fn run_workers(
     let (interrupt_done, interrupt_task) = watch_ctrl_c(shared.clone());
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + duration);
+    let (releases, pacer) = match rate {
+        Some(rate) => {
+            let (tx, rx) = flume::unbounded();
+            let until = started + duration;
+            let pacer = std::thread::Builder::new()
+                .name("load-test-pacer".into())
+                .spawn(move || pace(tx, rate, started, until, max_ops))?;
+            (Some(rx), Some(pacer))
+        }
+        None => (None, None),
+    };
     let handles: Vec<_> = (0..concurrency)
         .map(|task| {
             tokio::spawn(worker(
@@ -288,9 +321,11 @@ pub(crate) async fn run_workers(
                 plan.clone(),
                 shared.clone(),
                 deadline,
+                releases.clone(),
             ))
         })
         .collect();
+    drop(releases);
     let mut stats = TaskStats::new();
     let mut failure = None;
     for handle in handles {
@@ -300,6 +335,10 @@ pub(crate) async fn run_workers(
         }
     }
     let wall = started.elapsed();
+    if let Some(pacer) = pacer {
+        // It stops at the deadline, or within one nap of the workers stopping.
+        let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    }
     let _ = interrupt_done.send(());
     let _ = interrupt_task.await;
     bar.finish_and_clear();
@@ -337,13 +376,50 @@ fn watch_ctrl_c(
     (tx, task)
 }
 
-/// One worker: pick an operation by weight, a key by the distribution, send, time, record.
+/// The open loop's clock, on a thread of its own: queues each operation when it falls due (the
+/// k-th at k / `rate` seconds after `started`), stamped with the time it was queued, at most
+/// `max_ops` in all, until the deadline. It sleeps between releases with the operating
+/// system's timer rather than tokio's, whose 1 ms resolution would release operations in
+/// millisecond batches (at 20 k/s, bursts of 20 that queue behind each other in the client and
+/// inflate every percentile); a sleep overshoots by tens of microseconds instead, and what fell
+/// due meanwhile goes out at the next wake-up. Ends early when every worker has stopped.
+fn pace(
+    releases: flume::Sender<Instant>,
+    rate: u64,
+    started: Instant,
+    deadline: Instant,
+    max_ops: Option<u64>,
+) {
+    /// The longest sleep, so that a slow rate still notices stopped workers soon.
+    const MAX_NAP: Duration = Duration::from_millis(10);
+    let limit = max_ops.unwrap_or(u64::MAX);
+    let due_at = |k: u64| started + Duration::from_secs_f64(k as f64 / rate as f64);
+    let mut released = 0u64;
+    while released < limit && !releases.is_disconnected() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        while released < limit && due_at(released) <= now {
+            if releases.send(now).is_err() {
+                return; // every worker has stopped
+            }
+            released += 1;
+        }
+        let next = due_at(released).min(deadline);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()).min(MAX_NAP));
+    }
+}
+
+/// One worker: take a released operation (open loop) or go at once (closed loop), pick an
+/// operation by weight and a key by the distribution, send, time, record.
 async fn worker(
     task: usize,
     client: reqwest::Client,
     plan: Arc<Plan>,
     shared: Arc<Shared>,
     deadline: tokio::time::Instant,
+    releases: Option<flume::Receiver<Instant>>,
 ) -> TaskStats {
     let mut rng = task_rng(task);
     let mut stats = TaskStats::new();
@@ -360,10 +436,21 @@ async fn worker(
                 break;
             }
         }
+        let released = match &releases {
+            None => None,
+            Some(queue) => tokio::select! {
+                biased;
+                () = &mut sleep => break,
+                next = queue.recv_async() => match next {
+                    Ok(at) => Some(at),
+                    Err(_) => break, // the pacer has stopped and the queue is drained
+                },
+            },
+        };
         let op = plan.mix.pick(rng.random_range(0..total_weight));
         seq += 1;
         let request = plan.request(&client, op, &mut rng, task, seq);
-        let started = Instant::now();
+        let started = released.unwrap_or_else(Instant::now);
         let outcome = tokio::select! {
             biased;
             () = &mut sleep => break,
