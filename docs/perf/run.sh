@@ -181,7 +181,7 @@ ceiling_pair() { # ceiling_pair NAME PORT [serve flags...]
     local id
     id=$(curl -fs -X POST "http://127.0.0.1:$port/api/v1/subjects/perf.ceiling/versions" \
         -H 'Content-Type: application/json' --data-binary "@$WORK/reg-$name.json" | jq -r .id)
-    curl -fs "http://127.0.0.1:$port/api/v1/schemas/$id" -o "$OUT/body-$name.json"
+    curl -fs -D "$OUT/headers-$name.txt" "http://127.0.0.1:$port/api/v1/schemas/$id" -o "$OUT/body-$name.json"
     log "$name: id $id, body $(wc -c <"$OUT/body-$name.json") bytes, document size $(jq .size_bytes "$OUT/body-$name.json")"
     # warm the cache and the connections
     wrk -t2 -c64 -d2s "http://127.0.0.1:$port/api/v1/schemas/$id" >/dev/null 2>&1
@@ -201,8 +201,8 @@ ceiling_pair() { # ceiling_pair NAME PORT [serve flags...]
         } >"$OUT/perf-$name.txt" || true
     fi
     stop_pid "$pid"
-    # bare axum serving the same bytes, same path
-    "$BARE" 127.0.0.1:18090 "$OUT/body-$name.json" >"$OUT/bare-$name.log" 2>&1 &
+    # bare axum serving the same bytes (body and headers), same path
+    "$BARE" 127.0.0.1:18090 "$OUT/body-$name.json" "$OUT/headers-$name.txt" >"$OUT/bare-$name.log" 2>&1 &
     local bpid=$!
     PIDS+=("$bpid")
     sleep 0.5

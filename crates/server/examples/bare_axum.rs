@@ -1,14 +1,20 @@
 //! The HTTP ceiling for `docs/PERFORMANCE.md`: a bare axum server that answers
-//! `GET /api/v1/schemas/{id}` with fixed bytes — the same bytes the registry returns for one
-//! real record — and does nothing else (no storage, no cache, no middleware). Whatever the
-//! registry's cached get-by-id reaches is measured against this.
+//! `GET /api/v1/schemas/{id}` with fixed bytes — the same body **and the same headers** the
+//! registry returns for one real record — and does nothing else (no storage, no cache, no
+//! middleware). Whatever the registry's cached get-by-id reaches is measured against this.
 //!
 //! ```text
-//! cargo run --release -p llm-schema-registry-server --example bare_axum -- 127.0.0.1:18090 body.json
+//! curl -s -D headers.txt -o body.json http://127.0.0.1:8080/api/v1/schemas/<id>
+//! cargo run --release -p llm-schema-registry-server --example bare_axum -- 127.0.0.1:18090 body.json headers.txt
 //! ```
+//!
+//! The optional header file is what `curl -D` writes. Every header in it except `date` and
+//! `content-length` (hyper writes those itself) is sent with its value as captured, so both
+//! servers put the same bytes on the wire: the registry's `etag` and `x-request-id` are part
+//! of what a cached read costs to send, and a ceiling without them would flatter the gap.
 
 use axum::body::Bytes;
-use axum::http::header;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::routing::get;
 use axum::Router;
 
@@ -24,6 +30,13 @@ fn main() -> anyhow::Result<()> {
         Some(path) => Bytes::from(std::fs::read(&path)?),
         None => Bytes::from_static(b"{\"id\":\"bare\"}"),
     };
+    let headers = match args.next() {
+        Some(path) => captured_headers(&std::fs::read_to_string(&path)?)?,
+        None => HeaderMap::from_iter([(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )]),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -31,8 +44,8 @@ fn main() -> anyhow::Result<()> {
         let app = Router::new().route(
             "/api/v1/schemas/{id}",
             get(move || {
-                let body = body.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+                let (headers, body) = (headers.clone(), body.clone());
+                async move { (headers, body) }
             }),
         );
         let listener = tokio::net::TcpListener::bind(&listen).await?;
@@ -40,4 +53,20 @@ fn main() -> anyhow::Result<()> {
         axum::serve(listener, app).await?;
         Ok(())
     })
+}
+
+/// The headers of a `curl -D` dump, without the status line, `date` and `content-length`.
+fn captured_headers(dump: &str) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for line in dump.lines().skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = HeaderName::from_bytes(name.trim().as_bytes())?;
+        if name == header::DATE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        headers.append(name, HeaderValue::from_str(value.trim())?);
+    }
+    Ok(headers)
 }
