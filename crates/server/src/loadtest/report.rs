@@ -219,13 +219,13 @@ pub(crate) fn op_reports(mix: &Mix, outcome: &RunOutcome) -> (Vec<OpReport>, Opt
 impl Report {
     /// Prints the report as a table on stdout.
     pub fn print_table(&self) {
-        print!("{}", self.table());
+        write_out(&self.table());
     }
 
     /// Prints the table, or the report as pretty JSON when `as_json`.
     pub fn print(&self, as_json: bool) -> anyhow::Result<()> {
         if as_json {
-            println!("{}", serde_json::to_string_pretty(self)?);
+            write_out(&format!("{}\n", serde_json::to_string_pretty(self)?));
         } else {
             self.print_table();
         }
@@ -427,6 +427,14 @@ fn compact(v: &Value) -> String {
             .join(" "),
         None => v.to_string(),
     }
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head`) is not an error worth
+/// a panic, which is what `print!` makes of it: the report is simply cut short.
+fn write_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 #[cfg(test)]
