@@ -428,3 +428,63 @@ async fn materialized_views_refresh_in_the_background() {
     conn.close().await.expect("close");
     backend.close().await;
 }
+
+/// Two servers on one database: each remembers what it last wrote into a subject and skips the
+/// read on its next registration there. A memory gone stale, because the other server wrote in
+/// between or deleted a version, must never hand out a version twice, skip one, or miss
+/// identical content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_stay_exact_when_another_server_writes_in_between() {
+    let db = TestDatabase::create().await;
+    let a = PostgresBackend::open(db.url(), &options())
+        .await
+        .expect("open a");
+    let b = PostgresBackend::open(db.url(), &options())
+        .await
+        .expect("open b");
+    let subject = || Subject::parse("two-servers").expect("subject");
+    let content =
+        |n: i32| SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"n": n})).expect("content");
+    let next = |n: i32| NewSchema::new(subject(), VersionRequest::Next(Bump::Minor), content(n));
+    let version = |r: &schema_registry_storage::Registered| r.record.version.to_string();
+
+    let r = a.register(next(0)).await.expect("a: 0");
+    assert_eq!((version(&r), r.created), ("1.0.0".to_string(), true));
+    let r = a.register(next(1)).await.expect("a: 1, on its memory");
+    assert_eq!(version(&r), "1.1.0");
+    // b writes in between: a's memory of the subject is stale.
+    let r = b.register(next(2)).await.expect("b: 2");
+    assert_eq!(version(&r), "1.2.0");
+    let r = a.register(next(3)).await.expect("a: 3, after b");
+    assert_eq!((version(&r), r.created), ("1.3.0".to_string(), true));
+    // Content b registered is identical content for a, whatever a remembers.
+    let r = a.register(next(2)).await.expect("a: b's content again");
+    assert_eq!((version(&r), r.created), ("1.2.0".to_string(), false));
+    let r = a.register(next(4)).await.expect("a: 4");
+    assert_eq!(version(&r), "1.4.0");
+    // Content a itself registered just before, sent again on a's memory: the same version.
+    let again = a.register(next(4)).await.expect("a: 4 again");
+    assert_eq!(
+        (version(&again), again.created),
+        ("1.4.0".to_string(), false)
+    );
+    // b deletes it; the same content is then new again, for a as well.
+    b.soft_delete(&subject(), &again.record.version)
+        .await
+        .expect("b deletes 1.4.0");
+    let r = a.register(next(4)).await.expect("a: 4 after the delete");
+    assert_eq!((version(&r), r.created), ("1.5.0".to_string(), true));
+
+    let listed: Vec<String> = a
+        .list_versions(&subject(), true)
+        .await
+        .expect("list")
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"],
+        "every version once, none skipped"
+    );
+}

@@ -91,6 +91,8 @@ pub struct PostgresBackend {
     maintenance: maintenance::Maintenance,
     objects: Option<Arc<ObjectTier>>,
     reconciler: Option<Arc<Periodic>>,
+    /// What this process last wrote into each subject (see `registration`).
+    hints: Arc<registration::Hints>,
 }
 
 macro_rules! record_columns {
@@ -293,6 +295,7 @@ impl PostgresBackend {
             maintenance,
             objects,
             reconciler,
+            hints: Arc::default(),
         })
     }
 
@@ -561,7 +564,14 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()> {
-        if registration::insert_version(&mut *self.tx, row, None).await? {
+        if registration::insert_version(
+            &mut *self.tx,
+            row,
+            None,
+            registration::IdenticalGuard::Checked,
+        )
+        .await?
+        {
             Ok(())
         } else {
             Err(StorageError::Internal(
