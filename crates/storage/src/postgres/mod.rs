@@ -7,7 +7,9 @@
 //!   a prepared-statement cache, so a statement is parsed and planned once per connection.
 //! - **Registration is optimistic first** ([`registration`]): one statement reads the subject's
 //!   revision and what the rules decide on, one statement writes only if the revision is
-//!   unchanged. Two round trips, no explicit transaction, on the common path.
+//!   unchanged. Two round trips, no explicit transaction; one when this process wrote into the
+//!   subject last and still knows its revision (the common case with one server per subject's
+//!   writers).
 //! - **Per-subject serialisation** otherwise, with
 //!   `pg_advisory_xact_lock(hashtextextended(subject, 0))`: batches, object-bound content and a
 //!   registration whose optimistic try lost to a concurrent writer queue up on it, from
