@@ -15,6 +15,16 @@ struct Cli {
     args: LoadTestArgs,
 }
 
+/// Parses `flags` (split at whitespace) as the load test's command line against `address` and
+/// runs it.
+async fn run_against(address: &str, flags: &str) -> loadtest::Report {
+    let argv = ["load_test", "--target", address]
+        .into_iter()
+        .chain(flags.split_whitespace());
+    let args = Cli::try_parse_from(argv).expect("arguments").args;
+    loadtest::run(args).await.expect("load test")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_exercises_every_operation_without_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -100,20 +110,11 @@ async fn a_short_run_exercises_every_operation_without_errors() {
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
     // A second seeding reuses the data set instead of registering it again.
-    let again = Cli::try_parse_from([
-        "load_test",
-        "--target",
+    let reseed = run_against(
         &address,
-        "--schemas",
-        "50",
-        "--subjects",
-        "5",
-        "--seed-only",
-        "--no-progress",
-    ])
-    .expect("arguments")
-    .args;
-    let reseed = loadtest::run(again).await.expect("seed again");
+        "--schemas 50 --subjects 5 --seed-only --no-progress",
+    )
+    .await;
     assert_eq!(
         (reseed.seeding.subjects_reused, reseed.seeding.registrations),
         (5, 0)
@@ -121,59 +122,24 @@ async fn a_short_run_exercises_every_operation_without_errors() {
     assert_eq!(reseed.stop_reason, None);
 
     // `--operations` stops the run first; `--skip-seed` uses the data set as it is.
-    let counted = Cli::try_parse_from([
-        "load_test",
-        "--target",
+    let counted = run_against(
         &address,
-        "--duration",
-        "60s",
-        "--operations",
-        "100",
-        "--concurrency",
-        "3",
-        "--schemas",
-        "50",
-        "--subjects",
-        "5",
-        "--skip-seed",
-        "--distribution",
-        "uniform",
-        "--mix",
-        "get_by_id=1,get_by_version=1",
-        "--no-progress",
-    ])
-    .expect("arguments")
-    .args;
-    let counted = loadtest::run(counted).await.expect("counted run");
+        "--duration 60s --operations 100 --concurrency 3 --schemas 50 --subjects 5 --skip-seed \
+         --distribution uniform --mix get_by_id=1,get_by_version=1 --no-progress",
+    )
+    .await;
     assert_eq!(counted.stop_reason, Some(StopReason::Operations));
     assert_eq!((counted.total_operations, counted.total_errors), (100, 0));
     assert_eq!(counted.seeding.registrations, 0);
     assert_eq!(counted.ops.len(), 2);
 
     // `--rate`: an open loop releases operations at the rate, no faster, for the whole run.
-    let paced = Cli::try_parse_from([
-        "load_test",
-        "--target",
+    let paced = run_against(
         &address,
-        "--duration",
-        "2s",
-        "--rate",
-        "200",
-        "--concurrency",
-        "4",
-        "--schemas",
-        "50",
-        "--subjects",
-        "5",
-        "--skip-seed",
-        "--mix",
-        "get_by_id=1",
-        "--no-progress",
-        "--json",
-    ])
-    .expect("arguments")
-    .args;
-    let paced = loadtest::run(paced).await.expect("paced run");
+        "--duration 2s --rate 200 --concurrency 4 --schemas 50 --subjects 5 --skip-seed \
+         --mix get_by_id=1 --no-progress --json",
+    )
+    .await;
     let json = serde_json::to_value(&paced).expect("report as JSON");
     assert_eq!(json["config"]["rate"], 200, "{json:#}");
     assert_eq!(paced.stop_reason, Some(StopReason::Duration));
@@ -182,28 +148,12 @@ async fn a_short_run_exercises_every_operation_without_errors() {
     // still in flight at the deadline is not counted, and a busy debug build may lag a little.
     assert!((300..=401).contains(&paced.total_operations), "{json:#}");
     // And with `--operations`, the pacer releases exactly that many.
-    let paced_count = Cli::try_parse_from([
-        "load_test",
-        "--target",
+    let paced_count = run_against(
         &address,
-        "--duration",
-        "60s",
-        "--operations",
-        "50",
-        "--rate",
-        "500",
-        "--skip-seed",
-        "--schemas",
-        "50",
-        "--subjects",
-        "5",
-        "--mix",
-        "get_by_id=1",
-        "--no-progress",
-    ])
-    .expect("arguments")
-    .args;
-    let paced_count = loadtest::run(paced_count).await.expect("paced counted run");
+        "--duration 60s --operations 50 --rate 500 --skip-seed --schemas 50 --subjects 5 \
+         --mix get_by_id=1 --no-progress",
+    )
+    .await;
     assert_eq!(paced_count.stop_reason, Some(StopReason::Operations));
     assert_eq!(
         (paced_count.total_operations, paced_count.total_errors),
