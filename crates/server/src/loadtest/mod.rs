@@ -157,7 +157,8 @@ fn fell_behind(rate: u64, achieved: f64, stop: StopReason) -> Option<String> {
     (stop == StopReason::Duration && achieved < 0.98 * target).then(|| {
         format!(
             "the open loop fell behind: {achieved:.0} ops/s done against --rate {rate} \
-             ({:.0} %); the latencies include the queue that built up",
+             ({:.0} %); the latencies include the queue that built up, up to a backlog of \
+             about a million operations (beyond it, releases wait and go uncounted)",
             100.0 * achieved / target
         )
     })

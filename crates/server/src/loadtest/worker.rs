@@ -33,6 +33,10 @@ use super::progress::{self, Counters};
 use super::sampler::{task_rng, KeySampler};
 use super::seed::{registration_body, Catalogue};
 
+/// Released operations that may wait for a worker (open loop), 16 bytes each. A rate far above
+/// what the server can take would otherwise grow the queue without bound; once it is full the
+/// pacer waits for a worker, the run falls behind its rate, and the report says so.
+const MAX_BACKLOG: usize = 1 << 20;
 /// Significant digits of every latency histogram (0.1 % resolution).
 const SIGFIG: u8 = 3;
 /// Characters of an error body kept as the sample message.
@@ -304,7 +308,7 @@ pub(crate) async fn run_workers(
     let deadline = tokio::time::Instant::from_std(started + duration);
     let (releases, pacer) = match rate {
         Some(rate) => {
-            let (tx, rx) = flume::unbounded();
+            let (tx, rx) = flume::bounded(MAX_BACKLOG);
             let until = started + duration;
             let pacer = std::thread::Builder::new()
                 .name("load-test-pacer".into())
