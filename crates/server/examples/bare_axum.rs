@@ -8,8 +8,9 @@
 //! cargo run --release -p llm-schema-registry-server --example bare_axum -- 127.0.0.1:18090 body.json headers.txt
 //! ```
 //!
-//! The optional header file is what `curl -D` writes. Every header in it except `date` and
-//! `content-length` (hyper writes those itself) is sent with its value as captured, so both
+//! The optional header file is what `curl -D` writes. Every header in it except `date`,
+//! `content-length` (hyper writes those itself), the connection-level ones and
+//! `content-encoding` is sent with its value as captured, so both
 //! servers put the same bytes on the wire: the registry's `etag` and `x-request-id` are part
 //! of what a cached read costs to send, and a ceiling without them would flatter the gap.
 
@@ -55,7 +56,8 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// The headers of a `curl -D` dump, without the status line, `date` and `content-length`.
+/// The headers of a `curl -D` dump, without the status line, `date`, `content-length`, the
+/// connection-level headers and `content-encoding`.
 fn captured_headers(dump: &str) -> anyhow::Result<HeaderMap> {
     let mut headers = HeaderMap::new();
     for line in dump.lines().skip(1) {
@@ -63,7 +65,18 @@ fn captured_headers(dump: &str) -> anyhow::Result<HeaderMap> {
             continue;
         };
         let name = HeaderName::from_bytes(name.trim().as_bytes())?;
-        if name == header::DATE || name == header::CONTENT_LENGTH {
+        // hyper frames the body and dates the response itself; the connection-level headers
+        // and an encoding would describe a different exchange than this plain body.
+        if [
+            header::DATE,
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+            header::CONTENT_ENCODING,
+        ]
+        .contains(&name)
+            || name.as_str() == "keep-alive"
+        {
             continue;
         }
         headers.append(name, HeaderValue::from_str(value.trim())?);

@@ -157,8 +157,9 @@ fn fell_behind(rate: u64, achieved: f64, stop: StopReason) -> Option<String> {
     (stop == StopReason::Duration && achieved < 0.98 * target).then(|| {
         format!(
             "the open loop fell behind: {achieved:.0} ops/s done against --rate {rate} \
-             ({:.0} %); the latencies include the queue that built up, up to a backlog of \
-             about a million operations (beyond it, releases wait and go uncounted)",
+             ({:.0} %); the latencies include the queue that built up, but operations still \
+             queued or in flight at the end (the slowest) are not counted, nor releases held \
+             back once about a million were waiting",
             100.0 * achieved / target
         )
     })

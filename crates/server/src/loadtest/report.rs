@@ -218,16 +218,16 @@ pub(crate) fn op_reports(mix: &Mix, outcome: &RunOutcome) -> (Vec<OpReport>, Opt
 
 impl Report {
     /// Prints the report as a table on stdout.
-    pub fn print_table(&self) {
-        write_out(&self.table());
+    pub fn print_table(&self) -> std::io::Result<()> {
+        write_out(&self.table())
     }
 
     /// Prints the table, or the report as pretty JSON when `as_json`.
     pub fn print(&self, as_json: bool) -> anyhow::Result<()> {
         if as_json {
-            write_out(&format!("{}\n", serde_json::to_string_pretty(self)?));
+            write_out(&format!("{}\n", serde_json::to_string_pretty(self)?))?;
         } else {
-            self.print_table();
+            self.print_table()?;
         }
         Ok(())
     }
@@ -429,12 +429,16 @@ fn compact(v: &Value) -> String {
     }
 }
 
-/// Writes `text` to standard output. A reader that went away (`| head`) is not an error worth
-/// a panic, which is what `print!` makes of it: the report is simply cut short.
-fn write_out(text: &str) {
+/// Writes `text` to standard output. A reader that went away (`| head`) only cuts the report
+/// short (`print!` would panic); any other failure, such as a full disk behind `> report.json`,
+/// is an error.
+fn write_out(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -312,7 +312,10 @@ pub(crate) async fn run_workers(
             let until = started + duration;
             let pacer = std::thread::Builder::new()
                 .name("load-test-pacer".into())
-                .spawn(move || pace(tx, rate, started, until, max_ops))?;
+                .spawn({
+                    let shared = shared.clone();
+                    move || pace(tx, rate, started, until, &shared)
+                })?;
             (Some(rx), Some(pacer))
         }
         None => (None, None),
@@ -382,24 +385,26 @@ fn watch_ctrl_c(
 
 /// The open loop's clock, on a thread of its own: queues each operation when it falls due (the
 /// k-th at k / `rate` seconds after `started`), stamped with the time it was queued, at most
-/// `max_ops` in all, until the deadline. It sleeps between releases with the operating
+/// `--operations` in all, until the deadline. It sleeps between releases with the operating
 /// system's timer rather than tokio's, whose 1 ms resolution would release operations in
 /// millisecond batches (at 20 k/s, bursts of 20 that queue behind each other in the client and
 /// inflate every percentile); a sleep overshoots by tens of microseconds instead, and what fell
-/// due meanwhile goes out at the next wake-up. Ends early when every worker has stopped.
+/// due meanwhile goes out at the next wake-up. Ends early on Ctrl-C or when every worker has
+/// stopped.
 fn pace(
     releases: flume::Sender<Instant>,
     rate: u64,
     started: Instant,
     deadline: Instant,
-    max_ops: Option<u64>,
+    shared: &Shared,
 ) {
-    /// The longest sleep, so that a slow rate still notices stopped workers soon.
+    /// The longest sleep, so that a slow rate still notices Ctrl-C and stopped workers soon.
     const MAX_NAP: Duration = Duration::from_millis(10);
-    let limit = max_ops.unwrap_or(u64::MAX);
+    let limit = shared.max_ops.unwrap_or(u64::MAX);
     let due_at = |k: u64| started + Duration::from_secs_f64(k as f64 / rate as f64);
     let mut released = 0u64;
-    while released < limit && !releases.is_disconnected() {
+    while released < limit && !releases.is_disconnected() && !shared.stopped.load(Ordering::Relaxed)
+    {
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -435,21 +440,34 @@ async fn worker(
         if shared.stopped.load(Ordering::Relaxed) || tokio::time::Instant::now() >= deadline {
             break;
         }
-        if let Some(max) = shared.max_ops {
-            if shared.issued.fetch_add(1, Ordering::Relaxed) >= max {
-                break;
-            }
-        }
         let released = match &releases {
-            None => None,
-            Some(queue) => tokio::select! {
-                biased;
-                () = &mut sleep => break,
-                next = queue.recv_async() => match next {
-                    Ok(at) => Some(at),
-                    Err(_) => break, // the pacer has stopped and the queue is drained
-                },
-            },
+            None => {
+                if let Some(max) = shared.max_ops {
+                    if shared.issued.fetch_add(1, Ordering::Relaxed) >= max {
+                        break;
+                    }
+                }
+                None
+            }
+            Some(queue) => {
+                let at = tokio::select! {
+                    biased;
+                    () = &mut sleep => break,
+                    next = queue.recv_async() => match next {
+                        Ok(at) => at,
+                        // The pacer has stopped (deadline, --operations, Ctrl-C) and the
+                        // queue is drained.
+                        Err(_) => break,
+                    },
+                };
+                if shared.stopped.load(Ordering::Relaxed) {
+                    break; // Ctrl-C while this worker waited
+                }
+                // Counted once released, not while waiting: the pacer already caps the
+                // releases at --operations, and a waiting worker has issued nothing.
+                shared.issued.fetch_add(1, Ordering::Relaxed);
+                Some(at)
+            }
         };
         let op = plan.mix.pick(rng.random_range(0..total_weight));
         seq += 1;

@@ -301,6 +301,12 @@ impl PostgresBackend {
         })
     }
 
+    /// How many registrations this backend wrote without reading the subject first, on what it
+    /// remembered from its own last write there (see `registration`): for diagnosis and tests.
+    pub fn registrations_without_read(&self) -> u64 {
+        self.hints.written()
+    }
+
     /// The primary pool (for tests and tools that inspect the database).
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -566,13 +572,8 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()> {
-        if registration::insert_version(
-            &mut *self.tx,
-            row,
-            None,
-            registration::IdenticalGuard::Checked,
-        )
-        .await?
+        if registration::insert_version(&mut *self.tx, row, None, registration::Decided::OnRead)
+            .await?
         {
             Ok(())
         } else {

@@ -44,6 +44,7 @@
 //! referenced row from disappearing under the new edge.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use schema_registry_core::{NewSchema, SchemaId, SchemaVersion, VersionRequest};
@@ -76,6 +77,8 @@ pub(super) struct Hint {
 #[derive(Debug, Default)]
 pub(super) struct Hints {
     by_subject: Mutex<HashMap<String, Hint>>,
+    /// Registrations written on a hint, for diagnosis and tests.
+    written: AtomicU64,
 }
 
 impl Hints {
@@ -105,15 +108,22 @@ impl Hints {
     fn forget(&self, subject: &str) {
         self.map().remove(subject);
     }
+
+    pub(super) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
 }
 
-/// The extra guard of a write made on a hint: no live version with the new content may exist.
+/// What a write checks besides the revision, by what the rules decided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum IdenticalGuard {
-    /// The rules already looked for identical content (step 1, or the locked path).
-    Checked,
-    /// The rules ran on a hint: the statement must check.
-    InStatement,
+pub(super) enum Decided<'a> {
+    /// On what was read: step 1, or the locked path.
+    OnRead,
+    /// On a hint: the statement checks that no live version has the new content, and that the
+    /// subject's highest version is still `max` (the revision alone could repeat if the
+    /// revision column were ever rebuilt, say by reverting and re-applying its migration under
+    /// a running server).
+    OnHint { max: &'a SchemaVersion },
 }
 
 /// Writes `row` in one statement: the subject's new maximum (raising its revision), the version,
@@ -122,18 +132,23 @@ pub(super) enum IdenticalGuard {
 /// advisory lock is free: a locked-path writer between its read and its write must not be
 /// overtaken, and taking the lock (held to the end of this statement's own transaction) makes
 /// the next locked writer read after this write. Without it (the locked path, which holds the
-/// lock), always writes. With [`IdenticalGuard::InStatement`], also writes nothing when the
-/// subject has a live version with identical content.
+/// lock), always writes. Whenever a revision is expected above 0, the subject must still exist.
+/// With [`Decided::OnHint`], also writes nothing when the subject has a live version with
+/// identical content or its highest version is no longer the hinted one.
 pub(super) async fn insert_version<'e, E>(
     executor: E,
     row: &InsertRow<'_>,
     expected_revision: Option<i64>,
-    identical: IdenticalGuard,
+    decided: Decided<'_>,
 ) -> StorageResult<bool>
 where
     E: sqlx::PgExecutor<'e>,
 {
     let new = row.new;
+    let hinted_max = match decided {
+        Decided::OnRead => None,
+        Decided::OnHint { max } => Some(max),
+    };
     let positions: Vec<i32> = (0..row.depends_on.len())
         .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
@@ -142,6 +157,8 @@ where
     let inserted = sqlx::query(
         "WITH may_write AS (
                  SELECT ($23::bigint IS NULL OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
+                    AND ($23::bigint IS NULL OR $23 = 0
+                         OR EXISTS (SELECT 1 FROM subjects WHERE subject = $2))
                     AND NOT ($26::bool AND EXISTS (
                         SELECT 1 FROM schemas
                         WHERE subject = $2 AND checksum = $10 AND format = $8 AND state <> 'deleted'))
@@ -153,7 +170,10 @@ where
                 max_major = excluded.max_major, max_minor = excluded.max_minor,
                 max_patch = excluded.max_patch, max_pre = excluded.max_pre,
                 revision = subjects.revision + 1
-             WHERE $23::bigint IS NULL OR subjects.revision = $23
+             WHERE ($23::bigint IS NULL OR subjects.revision = $23)
+               AND ($27::bigint IS NULL
+                    OR (subjects.max_major, subjects.max_minor, subjects.max_patch, subjects.max_pre)
+                       = ($27, $28::bigint, $29::bigint, $30::text))
              RETURNING 1
          ), version_row AS (
              INSERT INTO schemas (id, subject, major, minor, patch, pre, pre_key, format, content_text, content,
@@ -203,7 +223,11 @@ where
     .bind(expected_revision)
     .bind(row.depends_on)
     .bind(&positions)
-    .bind(identical == IdenticalGuard::InStatement)
+    .bind(matches!(decided, Decided::OnHint { .. }))
+    .bind(hinted_max.map(SchemaVersion::major))
+    .bind(hinted_max.map(SchemaVersion::minor))
+    .bind(hinted_max.map(SchemaVersion::patch))
+    .bind(hinted_max.map(SchemaVersion::pre))
     .fetch_one(executor)
     .await;
     match inserted {
@@ -270,7 +294,7 @@ impl PostgresBackend {
         new: &NewSchema,
         placement: &Placement,
     ) -> StorageResult<Option<Registered>> {
-        if let Some(registered) = self.register_on_hint(new, placement).await {
+        if let Some(registered) = self.register_on_hint(new, placement).await? {
             return Ok(Some(registered));
         }
         let snapshot = self.subject_snapshot(new).await?;
@@ -297,8 +321,7 @@ impl PostgresBackend {
             Plan::Insert(insertion) => insertion,
         };
         let row = insertion.row(new, placement);
-        let written =
-            insert_version(&self.pool, &row, Some(expected), IdenticalGuard::Checked).await?;
+        let written = insert_version(&self.pool, &row, Some(expected), Decided::OnRead).await?;
         if !written {
             self.hints.forget(new.subject.as_str());
             return Ok(None);
@@ -314,17 +337,24 @@ impl PostgresBackend {
     }
 
     /// A registration of the next version on this process's hint for the subject, in one
-    /// statement (see "Skipping the read"). `None`: there is no hint, the request names an exact
-    /// version, the rules failed on the hinted state, or a guard failed (the hint is dropped);
-    /// nothing was written, and the caller goes on as if there had been no hint. An error of
-    /// the write is not reported here for the same reason: the path the caller takes next
-    /// decides, and reports, again.
-    async fn register_on_hint(&self, new: &NewSchema, placement: &Placement) -> Option<Registered> {
+    /// statement (see "Skipping the read"). `Ok(None)`: there is no hint, the request names an
+    /// exact version, or the rules or a guard said no on the hinted state (the hint is then
+    /// dropped); nothing was written, and the caller goes on as if there had been no hint. An
+    /// error that the state of the data decides (a version that exists, a rule, a reference) is
+    /// such a no as well, since the read path may decide otherwise; an unavailable or broken
+    /// database is reported at once, not waited out a second time.
+    async fn register_on_hint(
+        &self,
+        new: &NewSchema,
+        placement: &Placement,
+    ) -> StorageResult<Option<Registered>> {
         if !matches!(new.version, VersionRequest::Next(_)) {
-            return None;
+            return Ok(None);
         }
         let subject = new.subject.as_str();
-        let hint = self.hints.get(subject)?;
+        let Some(hint) = self.hints.get(subject) else {
+            return Ok(None);
+        };
         let mut reads = SnapshotReads {
             pool: &self.pool,
             snapshot: SubjectSnapshot {
@@ -333,20 +363,16 @@ impl PostgresBackend {
                 identical: None,
             },
         };
-        let Ok(Plan::Insert(insertion)) = plan(&mut reads, new).await else {
-            self.hints.forget(subject);
-            return None;
+        let decided = match plan(&mut reads, new).await {
+            Ok(Plan::Insert(insertion)) => insertion,
+            Ok(Plan::Existing(_)) => return Ok(None), // cannot happen: no identical content assumed
+            Err(e) => return self.no_on_hint(subject, e),
         };
-        let row = insertion.row(new, placement);
-        match insert_version(
-            &self.pool,
-            &row,
-            Some(hint.revision),
-            IdenticalGuard::InStatement,
-        )
-        .await
-        {
+        let row = decided.row(new, placement);
+        let on_hint = Decided::OnHint { max: &hint.max };
+        match insert_version(&self.pool, &row, Some(hint.revision), on_hint).await {
             Ok(true) => {
+                self.hints.written.fetch_add(1, Ordering::Relaxed);
                 self.hints.learn(
                     subject,
                     Hint {
@@ -354,12 +380,28 @@ impl PostgresBackend {
                         max: row.new_max.clone(),
                     },
                 );
-                Some(row.registered())
+                Ok(Some(row.registered()))
             }
-            Ok(false) | Err(_) => {
+            Ok(false) => {
                 self.hints.forget(subject);
-                None
+                Ok(None)
             }
+            Err(e) => self.no_on_hint(subject, e),
+        }
+    }
+
+    /// Drops the hint for `subject`; `Ok(None)` (try the read path) when `error` is one the
+    /// state of the data decides, the error itself otherwise.
+    fn no_on_hint(&self, subject: &str, error: StorageError) -> StorageResult<Option<Registered>> {
+        self.hints.forget(subject);
+        match error {
+            StorageError::VersionExists { .. }
+            | StorageError::Invalid(_)
+            | StorageError::Conflict { .. }
+            | StorageError::NotFound(_) => Ok(None),
+            StorageError::Unavailable(_)
+            | StorageError::Corrupted(_)
+            | StorageError::Internal(_) => Err(error),
         }
     }
 
