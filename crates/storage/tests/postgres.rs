@@ -443,52 +443,47 @@ async fn registrations_stay_exact_when_another_server_writes_in_between() {
         .await
         .expect("open b");
     let subject = || Subject::parse("two-servers").expect("subject");
-    let content =
-        |n: i32| SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"n": n})).expect("content");
-    let next = |n: i32| NewSchema::new(subject(), VersionRequest::Next(Bump::Minor), content(n));
-    let version = |r: &schema_registry_storage::Registered| r.record.version.to_string();
+    let (x, y) = (&a, &b);
+    // `server` registers the next version of document `n`: the version it got, whether it was
+    // new, and how many of a's registrations so far were written on a's memory.
+    let step = |server: &'static str, n: i32| async move {
+        let backend = if server == "a" { x } else { y };
+        let content =
+            SchemaContent::parse(SchemaFormat::JsonSchema, &json!({ "n": n })).expect("content");
+        let r = backend
+            .register(NewSchema::new(
+                subject(),
+                VersionRequest::Next(Bump::Minor),
+                content,
+            ))
+            .await
+            .expect("register");
+        (
+            r.record.version.to_string(),
+            r.created,
+            x.registrations_without_read(),
+        )
+    };
+    let got = |v: &str, created: bool, on_hint: u64| (v.to_string(), created, on_hint);
 
-    let on_hint = || a.registrations_without_read();
-    let r = a.register(next(0)).await.expect("a: 0");
-    assert_eq!((version(&r), r.created), ("1.0.0".to_string(), true));
-    let r = a.register(next(1)).await.expect("a: 1, on its memory");
-    assert_eq!((version(&r), on_hint()), ("1.1.0".to_string(), 1));
+    assert_eq!(step("a", 0).await, got("1.0.0", true, 0));
+    assert_eq!(step("a", 1).await, got("1.1.0", true, 1), "on a's memory");
     // b writes in between: a's memory of the subject is stale, and a reads again.
-    let r = b.register(next(2)).await.expect("b: 2");
-    assert_eq!(version(&r), "1.2.0");
-    let r = a.register(next(3)).await.expect("a: 3, after b");
-    assert_eq!(
-        (version(&r), r.created, on_hint()),
-        ("1.3.0".to_string(), true, 1)
-    );
+    assert_eq!(step("b", 2).await, got("1.2.0", true, 1));
+    assert_eq!(step("a", 3).await, got("1.3.0", true, 1));
     // Content b registered is identical content for a, whatever a remembers.
-    let r = a.register(next(2)).await.expect("a: b's content again");
-    assert_eq!(
-        (version(&r), r.created, on_hint()),
-        ("1.2.0".to_string(), false, 1)
-    );
-    let r = a.register(next(4)).await.expect("a: 4");
-    assert_eq!(version(&r), "1.4.0");
+    assert_eq!(step("a", 2).await, got("1.2.0", false, 1));
+    assert_eq!(step("a", 4).await, got("1.4.0", true, 1));
     // Content a itself registered just before, sent again on a's memory: the same version.
-    let again = a.register(next(4)).await.expect("a: 4 again");
-    assert_eq!(
-        (version(&again), again.created, on_hint()),
-        ("1.4.0".to_string(), false, 1)
-    );
-    let fifth = a.register(next(5)).await.expect("a: 5");
-    assert_eq!(version(&fifth), "1.5.0");
+    assert_eq!(step("a", 4).await, got("1.4.0", false, 1));
+    assert_eq!(step("a", 5).await, got("1.5.0", true, 1));
     // b deletes it, which changes no revision: a's memory still holds, and on it the same
     // content is new again.
-    b.soft_delete(&subject(), &fifth.record.version)
+    b.soft_delete(&subject(), &"1.5.0".parse().expect("version"))
         .await
         .expect("b deletes 1.5.0");
-    let r = a.register(next(5)).await.expect("a: 5 after the delete");
-    assert_eq!(
-        (version(&r), r.created, on_hint()),
-        ("1.6.0".to_string(), true, 2)
-    );
-    let r = a.register(next(6)).await.expect("a: 6");
-    assert_eq!((version(&r), on_hint()), ("1.7.0".to_string(), 3));
+    assert_eq!(step("a", 5).await, got("1.6.0", true, 2), "on a's memory");
+    assert_eq!(step("a", 6).await, got("1.7.0", true, 3), "on a's memory");
 
     let listed: Vec<String> = a
         .list_versions(&subject(), true)
