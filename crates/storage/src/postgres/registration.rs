@@ -1,5 +1,5 @@
 //! How a registration is written on PostgreSQL: one statement for the whole row set, and the
-//! optimistic path that makes the common registration two round trips.
+//! optimistic path that makes the common registration two round trips, or one on a hint.
 //!
 //! # The locked path and its cost
 //! [`register_in`](crate::register::register_in) runs in an explicit transaction: `BEGIN`, the
@@ -20,15 +20,18 @@
 //! After it writes into a subject, this process remembers the subject's new revision and
 //! highest version (a [`Hint`]). The next registration of a next version (`VersionRequest::Next`)
 //! into that subject skips step 1: the rules decide on the hinted state, with no identical
-//! content assumed, and the write carries both guards of step 3 plus a third, in the same
-//! statement: no live version with identical content may exist. With the revision unchanged
+//! content assumed, and the write carries both guards of step 3 plus two more, in the same
+//! statement: no live version with identical content may exist, and the subject's highest
+//! version must still be the hinted one ([`Decided::OnHint`]). With the revision unchanged
 //! since the hint, nothing was registered since, so the hinted highest version is still the
-//! subject's; identical content, which a deletion can change without a registration, is
-//! checked by the statement itself. When a guard fails, or the rules fail on the hinted state
-//! (they may decide differently once identical content is known), the hint is dropped and the
+//! subject's (the second check only guards against a revision column rebuilt under a running
+//! server); identical content, which a deletion can change without a registration, is checked
+//! by the statement itself. When a guard fails, or the rules say no on the hinted state (they
+//! may decide differently once identical content is known), the hint is dropped and the
 //! registration takes the path above, as it would have without the hint: a stale hint (another
-//! server registered into the subject) costs one statement that wrote nothing. A common
-//! registration is then one round trip. Measured: docs/PERFORMANCE.md, section 3.
+//! server registered into the subject) costs one statement that wrote nothing. An unavailable
+//! database is reported at once instead. A common registration is then one round trip.
+//! Measured: docs/PERFORMANCE.md, section 3.
 //!
 //! Every registration raises the subject's revision, on either path, so an unchanged revision
 //! means no registration into the subject committed since the read, and what the rules read
