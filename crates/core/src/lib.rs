@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`subject`]: the [`Subject`] name rule, enforced in exactly one place.
 //! - [`version`]: [`SchemaVersion`] (semantic versions, their SQL-sortable precedence key, bumps).
-//! - [`format`]: [`SchemaFormat`] (`json_schema`, `avro`, `protobuf`).
+//! - [`format`](mod@format): [`SchemaFormat`] (`json_schema`, `avro`, `protobuf`).
 //! - [`state`]: [`SchemaState`] (`active`, `deprecated`, `deleted`) and which transitions are legal.
 //! - [`content`]: [`SchemaContent`], a schema document checked for syntax, in canonical form, with
 //!   its SHA-256 checksum.

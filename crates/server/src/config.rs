@@ -96,6 +96,9 @@ impl MigrateAction {
 }
 
 /// Where the data lives. Shared by `serve` and `migrate`.
+// These doc comments are the plain-text `--help`, not Markdown: `<data-dir>` and
+// `[:PASSWORD@]` are meant literally.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, Default, Args)]
 pub struct DatabaseArgs {
     /// TOML configuration file; its keys are the long flag names with `_` for `-`.
@@ -110,6 +113,9 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 }
 
+// These doc comments are the plain-text `--help`, not Markdown: `<data-dir>` and
+// `[:PASSWORD@]` are meant literally.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     #[command(flatten)]

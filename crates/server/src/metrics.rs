@@ -15,7 +15,7 @@
 //! - **State** is read when Prometheus scrapes, so the hot path pays nothing for it: cache hits
 //!   and misses, hit ratio, L1 entries, storage size, schemas by state, pool connections.
 //!
-//! Recording the per-request series is a handful of atomic operations per request ([`series`]).
+//! Recording the per-request series is a handful of atomic operations per request (`series`).
 //! `--metrics false` removes it all (no recorder, no middleware, no decorator) for a
 //! like-for-like comparison.
 

@@ -8,8 +8,8 @@
 //! - [`postgres`]: the production backend.
 //! - [`objects`]: the object-storage tier for large content (S3, or a local directory).
 //! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
-//! - [`open`]: picks and opens a backend from a database URL.
-//! - [`testing`] (feature `test-support`): throwaway PostgreSQL databases, and private
+//! - [`open`](mod@open): picks and opens a backend from a database URL.
+//! - `testing` (feature `test-support`): throwaway PostgreSQL databases, and private
 //!   PostgreSQL, Redis and S3-compatible servers a test may stop and restart.
 //! - `register` (private): the registration algorithm, written once for both SQL backends.
 //! - `row` (private): turning stored rows back into validated records.

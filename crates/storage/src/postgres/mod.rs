@@ -5,7 +5,7 @@
 //!   database would split the connection budget and the statement caches for nothing. sqlx's
 //!   pool gives min/max sizes, acquire/idle timeouts and max lifetime, and every connection keeps
 //!   a prepared-statement cache, so a statement is parsed and planned once per connection.
-//! - **Registration is optimistic first** ([`registration`]): one statement reads the subject's
+//! - **Registration is optimistic first** (`registration`): one statement reads the subject's
 //!   revision and what the rules decide on, one statement writes only if the revision is
 //!   unchanged. Two round trips, no explicit transaction; one when this process wrote into the
 //!   subject last and still knows its revision (the common case with one server per subject's
