@@ -70,7 +70,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            // The latency histograms are not the recorder's (see `latency`); its one histogram
+            // The latency histograms are not the recorder's (see `local`); its one histogram
             // is the upload size.
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("size_bytes".into()), SIZE_BUCKETS);

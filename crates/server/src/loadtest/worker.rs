@@ -2,7 +2,7 @@
 //! in flight at a time, each recording into its own histograms.
 //!
 //! **Closed loop** (the default): a worker sends its next request as soon as the last answer is
-//! back, and latency runs from the send. **Open loop** (`--rate`): a pacer task releases
+//! back, and latency runs from the send. **Open loop** (`--rate`): a pacer thread releases
 //! operations at the given rate into a queue the workers take from, and latency runs from the
 //! *release*. A server that stalls then shows the stall as latency of every operation released
 //! meanwhile, as users would feel it, instead of quietly being sent fewer requests (the

@@ -100,11 +100,17 @@ impl Hints {
         self.map().get(subject).cloned()
     }
 
-    fn learn(&self, subject: &str, hint: Hint) {
+    /// Remembers a write into `subject` that expected `revision` and committed: the write
+    /// raised the revision by one and left `max` as the highest version.
+    fn wrote(&self, subject: &str, revision: i64, max: &SchemaVersion) {
         let mut map = self.map();
         if map.len() >= Self::CAPACITY && !map.contains_key(subject) {
             map.clear();
         }
+        let hint = Hint {
+            revision: revision + 1,
+            max: max.clone(),
+        };
         map.insert(subject.to_string(), hint);
     }
 
@@ -329,13 +335,8 @@ impl PostgresBackend {
             self.hints.forget(new.subject.as_str());
             return Ok(None);
         }
-        self.hints.learn(
-            new.subject.as_str(),
-            Hint {
-                revision: expected + 1,
-                max: row.new_max.clone(),
-            },
-        );
+        self.hints
+            .wrote(new.subject.as_str(), expected, row.new_max);
         Ok(Some(row.registered()))
     }
 
@@ -376,13 +377,7 @@ impl PostgresBackend {
         match insert_version(&self.pool, &row, Some(hint.revision), on_hint).await {
             Ok(true) => {
                 self.hints.written.fetch_add(1, Ordering::Relaxed);
-                self.hints.learn(
-                    subject,
-                    Hint {
-                        revision: hint.revision + 1,
-                        max: row.new_max.clone(),
-                    },
-                );
+                self.hints.wrote(subject, hint.revision, row.new_max);
                 Ok(Some(row.registered()))
             }
             Ok(false) => {
