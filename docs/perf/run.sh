@@ -443,33 +443,53 @@ phase_scaling() {
 # 6b. The issue's size: 10k subjects / 1M versions on PostgreSQL + Redis (the production shape;
 # registration writes each new version through to L2), against a small set (2k / 200) on the
 # same configuration, then both again with the cache off (the database path alone).
+# Every cached configuration is read twice with the same command: a warm-up run, then the
+# measured run (a long-lived server is warm; a 20 s run from an empty L1 measures filling it).
+# The large set is read with the default L1 (256 MiB), with the storage report's 10,000
+# entries, and with an L1 sized for the whole set (S1M_SIZED_BYTES, 4 GiB). The server's RSS
+# after each run goes to s1m-rss.txt.
+s1m_reads() { # s1m_reads NAME PORT SCHEMAS SUBJECTS ROUNDS
+    local name=$1 port=$2 n=$3 subj=$4 rounds=$5 r
+    for r in $(seq 1 "$rounds"); do
+        loadtest "$name-readmix$r" --target "http://127.0.0.1:$port" --skip-seed --schemas "$n" \
+            --subjects "$subj" --duration 20s --concurrency 64 --mix "$READ_MIX"
+        echo "$name run $r: $(grep VmRSS "/proc/$SERVER_PID/status" 2>/dev/null)" >>"$OUT/s1m-rss.txt"
+    done
+}
 phase_scale1m() {
     local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big
+    local sized=${S1M_SIZED_BYTES:-4294967296}
     small=$(fresh_db perf_s1m_small)
     start_server s1m-small 18141 --database-url "$small" --database-min-connections 2 \
         --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-small-$RANDOM"
     loadtest s1m-small-seed --target http://127.0.0.1:18141 --seed-only --schemas 2000 --subjects 200
-    loadtest s1m-small-readmix --target http://127.0.0.1:18141 --skip-seed --schemas 2000 --subjects 200 \
-        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    s1m_reads s1m-small 18141 2000 200 2
     stop_pid "$SERVER_PID"
     big=$(fresh_db perf_s1m)
+    local prefix="perf-s1m-$RANDOM"
     start_server s1m 18142 --database-url "$big" --database-min-connections 2 \
-        --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-$RANDOM"
+        --redis-url "$REDIS_URL" --cache-key-prefix "$prefix"
     loadtest s1m-seed --target http://127.0.0.1:18142 --seed-only --schemas "$n" --subjects "$subj" \
         --concurrency 32
     "$PG_BIN_DIR/psql" "$big" -Atc "select count(*) from schemas" >"$OUT/s1m-count.txt" 2>&1 || true
     "$PG_BIN_DIR/psql" "$big" -Atc "select pg_size_pretty(pg_database_size(current_database()))" >>"$OUT/s1m-count.txt" 2>&1 || true
     redis-cli -u "$REDIS_URL" info memory 2>/dev/null | grep -E '^used_memory_human' >>"$OUT/s1m-count.txt" || true
-    loadtest s1m-readmix --target http://127.0.0.1:18142 --skip-seed --schemas "$n" --subjects "$subj" \
-        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    s1m_reads s1m 18142 "$n" "$subj" 2
+    stop_pid "$SERVER_PID"
+    start_server s1m-10k 18145 --database-url "$big" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "$prefix" --cache-l1-max-entries 10000
+    s1m_reads s1m-10k 18145 "$n" "$subj" 2
+    stop_pid "$SERVER_PID"
+    start_server s1m-sized 18146 --database-url "$big" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "$prefix" --cache-l1-max-bytes "$sized" \
+        --cache-l1-max-entries 4000000
+    s1m_reads s1m-sized 18146 "$n" "$subj" 3
     stop_pid "$SERVER_PID"
     start_server s1m-nc 18143 --database-url "$big" --database-min-connections 2 --cache-l1-max-entries 0
-    loadtest s1m-nc-readmix --target http://127.0.0.1:18143 --skip-seed --schemas "$n" --subjects "$subj" \
-        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    s1m_reads s1m-nc 18143 "$n" "$subj" 1
     stop_pid "$SERVER_PID"
     start_server s1m-small-nc 18144 --database-url "$small" --database-min-connections 2 --cache-l1-max-entries 0
-    loadtest s1m-small-nc-readmix --target http://127.0.0.1:18144 --skip-seed --schemas 2000 --subjects 200 \
-        --duration 20s --concurrency 64 --mix "$READ_MIX"
+    s1m_reads s1m-small-nc 18144 2000 200 1
     stop_pid "$SERVER_PID"
 }
 phase_scaling_nocache() {

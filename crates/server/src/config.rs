@@ -29,7 +29,7 @@ pub mod defaults {
     pub const ACCESS_FLUSH_SECS: u64 = 10;
     pub const VIEW_REFRESH_SECS: u64 = 60;
     pub const SQLITE_READERS: u32 = 8;
-    pub const CACHE_L1_MAX_ENTRIES: u64 = 10_000;
+    pub const CACHE_L1_MAX_ENTRIES: u64 = 1_000_000;
     pub const CACHE_L1_MAX_BYTES: u64 = 256 * 1024 * 1024;
     pub const CACHE_L1_TTL_SECS: u64 = 3600;
     pub const CACHE_L1_TTI_SECS: u64 = 1800;
@@ -177,10 +177,12 @@ pub struct ServeArgs {
     /// CA. [default: the system's trusted roots]
     #[arg(long, env = "REDIS_CA_CERT")]
     pub redis_ca_cert: Option<PathBuf>,
-    /// L1 (in-process) cache: most entries; 0 disables the cache. [default: 10000]
+    /// L1 (in-process) cache: most entries; 0 disables the cache. The byte budget normally
+    /// binds first; 10000 restores the storage report's sizing. [default: 1000000]
     #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_ENTRIES")]
     pub cache_l1_max_entries: Option<u64>,
-    /// L1 cache: most bytes of schema content held. [default: 268435456]
+    /// L1 cache: most bytes held (content, its JSON encoding and about 1 KiB of bookkeeping
+    /// per entry). [default: 268435456]
     #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_BYTES")]
     pub cache_l1_max_bytes: Option<u64>,
     /// L1 cache: seconds an entry lives. [default: 3600]

@@ -430,3 +430,54 @@ async fn redis_auth() {
     good.close().await;
     bad.close().await;
 }
+
+/// The default L1 is bounded by memory: it holds far more small versions than the storage
+/// report's 10,000 entries, and the per-entry allowance counts against the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_l1_is_bounded_by_memory_not_by_a_count() {
+    use schema_registry_core::EncodedRecord;
+    use schema_registry_storage::cache::keys::CacheKey;
+    use schema_registry_storage::cache::l1::{L1Options, ENTRY_OVERHEAD_BYTES, L1};
+
+    let (_dir, inner) = sqlite().await;
+    let rec = inner
+        .register(schema("small", 1, 0))
+        .await
+        .expect("register")
+        .record;
+    let encoded = Arc::new(EncodedRecord::encode(rec).expect("encode"));
+    let d = CacheOptions::default();
+    let options = |max_entries, byte_budget| L1Options {
+        max_entries,
+        byte_budget,
+        ttl: d.l1_ttl,
+        tti: d.l1_tti,
+    };
+    let l1 = L1::new(&options(d.l1_max_entries, d.l1_max_bytes));
+    let room = l1.capacity_for(&encoded);
+    assert!(
+        (100_000..1_000_000).contains(&room),
+        "the default budget holds {room} small versions"
+    );
+    for i in 0..20_000u128 {
+        let key = CacheKey::Id(uuid::Uuid::from_u128(i));
+        let epoch = l1.epoch(&key);
+        l1.fill(key, encoded.clone(), epoch).await;
+    }
+    l1.sync().await;
+    assert_eq!(l1.entry_count(), 20_000, "twice the report's 10,000 fit");
+
+    // A budget of exactly 50 entries' weight, allowance included, holds at most 50 of them
+    // (without the allowance, more would fit).
+    let weight = encoded.weight_bytes() + ENTRY_OVERHEAD_BYTES;
+    let tight = L1::new(&options(1_000_000, 50 * weight));
+    assert_eq!(tight.capacity_for(&encoded), 50);
+    for i in 0..200u128 {
+        let key = CacheKey::Id(uuid::Uuid::from_u128(i));
+        let epoch = tight.epoch(&key);
+        tight.fill(key, encoded.clone(), epoch).await;
+    }
+    tight.sync().await;
+    let held = tight.entry_count();
+    assert!((1..=50).contains(&held), "{held} entries in a 50-entry budget");
+}

@@ -1,11 +1,19 @@
-//! L1: the in-process cache (moka), bounded by entry count, by content bytes and by time.
+//! L1: the in-process cache (moka), bounded by memory, by entry count and by time.
 //!
 //! **Two bounds with one weigher.** moka has a single capacity; each entry weighs
-//! `max(content bytes + JSON bytes, byte_budget / max_entries)`, so the cache holds at most
-//! `max_entries` entries *and* at most `byte_budget` bytes of content and its encoding,
-//! whichever binds first. An entry keeps the encoding beside the record so that a hit is sent
-//! without serialising (see [`EncodedRecord`]); that roughly doubles its bytes, and the weigher
-//! counts both.
+//! `max(content bytes + JSON bytes + ENTRY_OVERHEAD_BYTES, byte_budget / max_entries)`, so the
+//! cache holds at most `max_entries` entries *and* at most about `byte_budget` bytes, whichever
+//! binds first. An entry keeps the encoding beside the record so that a hit is sent without
+//! serialising (see [`EncodedRecord`]); that roughly doubles its bytes, and the weigher counts
+//! both, plus a fixed allowance ([`ENTRY_OVERHEAD_BYTES`]) for the key, the record's other
+//! fields, moka's bookkeeping and allocator slack.
+//!
+//! **Why memory, not a count, binds by default.** The storage report sizes L1 at 10,000 entries.
+//! A count says nothing about memory: 10,000 one-megabyte schemas are 10 GB, 10,000 500-byte
+//! schemas about 27 MB, which leaves most lookups of a large registry to Redis (at 1M versions under
+//! Zipf(1.0), about 40 % of them: `docs/PERFORMANCE.md` §6). So the byte budget (256 MiB by
+//! default) is the bound that matters, and the default count (1,000,000) only caps bookkeeping
+//! for very small entries. `max_entries = 10_000` restores the report's sizing.
 //!
 //! **Fill guard.** Epochs live in 4096 striped atomic counters (a stripe per hash of the epoch
 //! key). A reader notes its stripe before going to L2 or the database; [`L1::fill`] inserts only
@@ -25,6 +33,15 @@ use schema_registry_core::EncodedRecord;
 use super::keys::{CacheKey, EpochKey};
 
 const STRIPES: usize = 4096;
+
+/// What an entry costs beyond its content and JSON bytes: the key (with its subject), the
+/// record's other fields, the `Arc`s, moka's per-entry bookkeeping and the allocator's slack
+/// under eviction churn. Calibrated, not derived: a release server whose default L1 filled up
+/// with 512-byte schemas (158,417 entries, 1,438 content and JSON bytes each, 370,390
+/// evictions) grew by 2.7 KB per entry over the same server with the cache off
+/// (`docs/PERFORMANCE.md`, "L1 memory"). With this allowance the byte budget approximates the
+/// memory L1 really takes.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 1024;
 
 /// A cached record with its JSON encoding (made once, at fill), and when it was stored (to
 /// bound staleness while invalidations may be missed: see [`L1::get`]). moka hands out a clone
@@ -46,6 +63,7 @@ pub struct L1Options {
 
 pub struct L1 {
     cache: Cache<CacheKey, Entry>,
+    min_weight: u64,
     stripes: Box<[AtomicU64]>,
     hasher: std::collections::hash_map::RandomState,
     evictions: Arc<AtomicU64>,
@@ -59,6 +77,11 @@ impl std::fmt::Debug for L1 {
     }
 }
 
+/// The weight of an entry before the `byte_budget / max_entries` floor.
+fn entry_weight(encoded: &EncodedRecord) -> u64 {
+    encoded.weight_bytes().saturating_add(ENTRY_OVERHEAD_BYTES)
+}
+
 impl L1 {
     pub fn new(options: &L1Options) -> Self {
         let min_weight = (options.byte_budget / options.max_entries.max(1)).max(1);
@@ -67,7 +90,7 @@ impl L1 {
         let cache = Cache::builder()
             .max_capacity(options.byte_budget.max(1))
             .weigher(move |_k: &CacheKey, v: &Entry| -> u32 {
-                let w = v.encoded.weight_bytes().max(min_weight);
+                let w = entry_weight(&v.encoded).max(min_weight);
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
             .time_to_live(options.ttl)
@@ -84,6 +107,7 @@ impl L1 {
             .into_boxed_slice();
         L1 {
             cache,
+            min_weight,
             stripes,
             hasher: Default::default(),
             evictions,
@@ -149,6 +173,12 @@ impl L1 {
 
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
+    }
+
+    /// How many entries like `encoded` fit: the budget over the entry's weight.
+    pub fn capacity_for(&self, encoded: &EncodedRecord) -> u64 {
+        let budget = self.cache.policy().max_capacity().unwrap_or(u64::MAX);
+        budget / entry_weight(encoded).max(self.min_weight).max(1)
     }
 
     pub fn evictions(&self) -> u64 {

@@ -45,11 +45,12 @@ use crate::{
     StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
-/// Cache configuration. Defaults are the storage report's.
+/// Cache configuration. Defaults are the storage report's, except that L1 is bounded by memory
+/// (256 MiB) rather than by the report's 10,000 entries: see [`l1`] for why.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
     pub l1_max_entries: u64,
-    /// Content bytes L1 may hold.
+    /// Bytes L1 may hold: content, its JSON encoding and a per-entry allowance.
     pub l1_max_bytes: u64,
     pub l1_ttl: Duration,
     pub l1_tti: Duration,
@@ -70,7 +71,7 @@ pub struct CacheOptions {
 impl Default for CacheOptions {
     fn default() -> Self {
         CacheOptions {
-            l1_max_entries: 10_000,
+            l1_max_entries: 1_000_000,
             l1_max_bytes: 256 * 1024 * 1024,
             l1_ttl: Duration::from_secs(3600),
             l1_tti: Duration::from_secs(1800),
