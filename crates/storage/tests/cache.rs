@@ -479,5 +479,8 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
     }
     tight.sync().await;
     let held = tight.entry_count();
-    assert!((1..=50).contains(&held), "{held} entries in a 50-entry budget");
+    assert!(
+        (1..=50).contains(&held),
+        "{held} entries in a 50-entry budget"
+    );
 }
