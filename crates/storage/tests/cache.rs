@@ -439,6 +439,16 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
     use schema_registry_storage::cache::keys::CacheKey;
     use schema_registry_storage::cache::l1::{L1Options, ENTRY_OVERHEAD_BYTES, L1};
 
+    /// Fills `n` id keys with copies of `encoded`, then lets moka settle its counts.
+    async fn fill_ids(l1: &L1, encoded: &Arc<EncodedRecord>, n: u128) {
+        for i in 0..n {
+            let key = CacheKey::Id(uuid::Uuid::from_u128(i));
+            let epoch = l1.epoch(&key);
+            l1.fill(key, encoded.clone(), epoch).await;
+        }
+        l1.sync().await;
+    }
+
     let (_dir, inner) = sqlite().await;
     let rec = inner
         .register(schema("small", 1, 0))
@@ -459,12 +469,7 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
         (100_000..1_000_000).contains(&room),
         "the default budget holds {room} small versions"
     );
-    for i in 0..20_000u128 {
-        let key = CacheKey::Id(uuid::Uuid::from_u128(i));
-        let epoch = l1.epoch(&key);
-        l1.fill(key, encoded.clone(), epoch).await;
-    }
-    l1.sync().await;
+    fill_ids(&l1, &encoded, 20_000).await;
     assert_eq!(l1.entry_count(), 20_000, "twice the report's 10,000 fit");
 
     // A budget of exactly 50 entries' weight, allowance included, holds at most 50 of them
@@ -472,12 +477,7 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
     let weight = encoded.weight_bytes() + ENTRY_OVERHEAD_BYTES;
     let tight = L1::new(&options(1_000_000, 50 * weight));
     assert_eq!(tight.capacity_for(&encoded), 50);
-    for i in 0..200u128 {
-        let key = CacheKey::Id(uuid::Uuid::from_u128(i));
-        let epoch = tight.epoch(&key);
-        tight.fill(key, encoded.clone(), epoch).await;
-    }
-    tight.sync().await;
+    fill_ids(&tight, &encoded, 200).await;
     let held = tight.entry_count();
     assert!(
         (1..=50).contains(&held),
