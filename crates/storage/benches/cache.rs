@@ -120,15 +120,20 @@ fn record(content: SchemaContent) -> SchemaRecord {
     }
 }
 
-/// The L1 the server builds with the default [`CacheOptions`].
-fn default_l1() -> L1 {
+/// The L1 options the server derives from the default [`CacheOptions`].
+fn default_options() -> L1Options {
     let d = CacheOptions::default();
-    L1::new(&L1Options {
+    L1Options {
         max_entries: d.l1_max_entries,
         byte_budget: d.l1_max_bytes,
         ttl: d.l1_ttl,
         tti: d.l1_tti,
-    })
+    }
+}
+
+/// The L1 the server builds with the default [`CacheOptions`].
+fn default_l1() -> L1 {
+    L1::new(&default_options())
 }
 
 fn id_key(n: u128) -> CacheKey {
@@ -786,9 +791,28 @@ impl Tally {
     }
 }
 
+/// The hit-rate simulation, for the default L1 and for the storage report's 10,000-entry L1
+/// (which, unlike the default, cannot hold 100,000 keys and so tests moka's admission policy).
 fn hit_rate(rt: &Runtime, schemas: usize, requests: usize) {
-    // A small record, so that the question is how many keys the default L1 holds, not how
-    // big they are.
+    let d = CacheOptions::default();
+    let report = L1Options {
+        max_entries: 10_000,
+        byte_budget: d.l1_max_bytes,
+        ttl: d.l1_ttl,
+        tti: d.l1_tti,
+    };
+    hit_rate_with(rt, "default L1", &default_options(), schemas, requests);
+    hit_rate_with(
+        rt,
+        "the report's 10,000-entry L1",
+        &report,
+        schemas,
+        requests,
+    );
+}
+
+fn hit_rate_with(rt: &Runtime, label: &str, options: &L1Options, schemas: usize, requests: usize) {
+    // A small record, so that the question is how many keys L1 holds, not how big they are.
     let small = record(
         SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"type": "object"}))
             .expect("content"),
@@ -796,17 +820,17 @@ fn hit_rate(rt: &Runtime, schemas: usize, requests: usize) {
     let keys: Vec<CacheKey> = (0..schemas as u128)
         .map(|n| id_key((7 << 100) + n))
         .collect();
-    let capacity = usize::try_from(default_l1().capacity_for(&encoded(&small)))
+    let capacity = usize::try_from(L1::new(options).capacity_for(&encoded(&small)))
         .unwrap_or(usize::MAX)
         .clamp(1, schemas);
     eprintln!(
-        "hit_rate: {schemas} schemas, {requests} requests, default L1 (room for {capacity} such entries, TTL 1 h, TTI 30 min), L2 = unbounded set, seed 0x5EED"
+        "hit_rate: {schemas} schemas, {requests} requests, {label} (room for {capacity} such entries, TTL 1 h, TTI 30 min), L2 = unbounded set, seed 0x5EED"
     );
     eprintln!("hit_rate | s   | L1 hit % | L2 hit % | combined % | miss % | L1 hit % (2nd half) | combined % (2nd half) | ideal top-{capacity} % | L1 entries | L1 evictions | secs");
     for s in [0.8, 1.0, 1.2] {
         let cdf = zipf_cdf(schemas, s);
         let ideal = 100.0 * cdf[capacity - 1];
-        let l1 = default_l1();
+        let l1 = L1::new(options);
         let mut seen = vec![false; schemas];
         let mut rng = SplitMix64(0x5EED);
         let mut all = Tally::default();
