@@ -12,7 +12,8 @@
 # S3_BUCKET_FOR_TESTS, AWS_*). Everything runs on 127.0.0.1; client and server share the box.
 # Raw outputs (wrk text, load-test JSON, curl timings, server logs) go to $PERF_OUT
 # (default /tmp/perf-results). Knobs: ZIPF_SCHEMAS (default 100000), SCALE_SCHEMAS (default
-# 200000), SCALE_SUBJECTS (default 10000).
+# 200000; 1000000 for scale1m), SCALE_SUBJECTS (default 10000), S1M_SIZED_BYTES (scale1m's
+# sized L1, default 4 GiB).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -443,11 +444,12 @@ phase_scaling() {
 # 6b. The issue's size: 10k subjects / 1M versions on PostgreSQL + Redis (the production shape;
 # registration writes each new version through to L2), against a small set (2k / 200) on the
 # same configuration, then both again with the cache off (the database path alone).
-# Every cached configuration is read twice with the same command: a warm-up run, then the
-# measured run (a long-lived server is warm; a 20 s run from an empty L1 measures filling it).
-# The large set is read with the default L1 (256 MiB), with the storage report's 10,000
-# entries, and with an L1 sized for the whole set (S1M_SIZED_BYTES, 4 GiB). The server's RSS
-# after each run goes to s1m-rss.txt.
+# Every cached configuration is read at least twice with the same command: warm-up, then the
+# measured run (a long-lived server is warm; a 20 s run from an empty L1 measures filling it);
+# the sized L1 three times. The large set is read with the default L1 (256 MiB), with the
+# storage report's 10,000 entries, and with an L1 sized for the whole set (S1M_SIZED_BYTES,
+# 4 GiB). The small set is read again at the end (small, large, small), so that the VM's drift
+# over the phase shows as two baselines. The server's RSS after each run goes to s1m-rss.txt.
 s1m_reads() { # s1m_reads NAME PORT SCHEMAS SUBJECTS ROUNDS
     local name=$1 port=$2 n=$3 subj=$4 rounds=$5 r
     for r in $(seq 1 "$rounds"); do
@@ -459,6 +461,7 @@ s1m_reads() { # s1m_reads NAME PORT SCHEMAS SUBJECTS ROUNDS
 phase_scale1m() {
     local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big
     local sized=${S1M_SIZED_BYTES:-4294967296}
+    : >"$OUT/s1m-rss.txt"
     small=$(fresh_db perf_s1m_small)
     start_server s1m-small 18141 --database-url "$small" --database-min-connections 2 \
         --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-small-$RANDOM"
@@ -490,6 +493,10 @@ phase_scale1m() {
     stop_pid "$SERVER_PID"
     start_server s1m-small-nc 18144 --database-url "$small" --database-min-connections 2 --cache-l1-max-entries 0
     s1m_reads s1m-small-nc 18144 2000 200 1
+    stop_pid "$SERVER_PID"
+    start_server s1m-small-after 18147 --database-url "$small" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-small-after-$RANDOM"
+    s1m_reads s1m-small-after 18147 2000 200 2
     stop_pid "$SERVER_PID"
 }
 phase_scaling_nocache() {

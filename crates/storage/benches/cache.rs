@@ -38,7 +38,8 @@ use serde_json::{json, Map, Value};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-/// Entries in the warm L1 (the storage report's L1 size).
+/// Entries in the warm L1: the storage report's L1 size (the default until the byte budget
+/// became the bound).
 const WARM_ENTRIES: usize = 10_000;
 /// Gets each task does in `l1/concurrent_get`.
 const GETS_PER_TASK: usize = 1_000;
@@ -131,9 +132,13 @@ fn default_options() -> L1Options {
     }
 }
 
-/// The L1 the server builds with the default [`CacheOptions`].
-fn default_l1() -> L1 {
-    L1::new(&default_options())
+/// The storage report's L1: 10,000 entries (`WARM_ENTRIES`), the default budget, TTL and TTI.
+/// The warm-L1 benches use it so that their L1 is full and a fill of a new key evicts.
+fn report_options() -> L1Options {
+    L1Options {
+        max_entries: WARM_ENTRIES as u64,
+        ..default_options()
+    }
 }
 
 fn id_key(n: u128) -> CacheKey {
@@ -145,9 +150,9 @@ fn encoded(rec: &SchemaRecord) -> Arc<EncodedRecord> {
     Arc::new(EncodedRecord::encode(rec.clone()).expect("encode"))
 }
 
-/// A default L1 holding `WARM_ENTRIES` copies of `rec` under distinct id keys, and those keys.
+/// The report's L1, full: `WARM_ENTRIES` copies of `rec` under distinct id keys, and those keys.
 fn warm_l1(rt: &Runtime, rec: &SchemaRecord) -> (Arc<L1>, Arc<Vec<CacheKey>>) {
-    let l1 = Arc::new(default_l1());
+    let l1 = Arc::new(L1::new(&report_options()));
     let keys: Vec<CacheKey> = (0..WARM_ENTRIES as u128)
         .map(|n| id_key((1 << 100) + n))
         .collect();
@@ -794,18 +799,11 @@ impl Tally {
 /// The hit-rate simulation, for the default L1 and for the storage report's 10,000-entry L1
 /// (which, unlike the default, cannot hold 100,000 keys and so tests moka's admission policy).
 fn hit_rate(rt: &Runtime, schemas: usize, requests: usize) {
-    let d = CacheOptions::default();
-    let report = L1Options {
-        max_entries: 10_000,
-        byte_budget: d.l1_max_bytes,
-        ttl: d.l1_ttl,
-        tti: d.l1_tti,
-    };
     hit_rate_with(rt, "default L1", &default_options(), schemas, requests);
     hit_rate_with(
         rt,
         "the report's 10,000-entry L1",
-        &report,
+        &report_options(),
         schemas,
         requests,
     );
