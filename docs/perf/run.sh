@@ -5,7 +5,7 @@
 #   scripts/test.sh -- bash docs/perf/run.sh PHASE [PHASE...]
 #
 # PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache |
-#        scale1m | diag
+#        scale1m | scale1m_db | diag
 # (PERF_RECORD=sqlite with 'ceiling' also records a perf profile of that registry during wrk.)
 # scripts/test.sh provides a throwaway PostgreSQL (DATABASE_URL, PG_BIN_DIR; fsync=off,
 # synchronous_commit=off, full_page_writes=off), Redis (REDIS_URL) and s3s-fs (S3_ENDPOINT,
@@ -498,6 +498,31 @@ phase_scale1m() {
         --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1m-small-after-$RANDOM"
     s1m_reads s1m-small-after 18147 2000 200 2
     stop_pid "$SERVER_PID"
+}
+# 6c. The database path alone at 1M, interleaved: both data sets seeded on cache-off servers,
+# then S1M_DB_ROUNDS rounds (default 3) of small, large, each a fresh cache-off server and one
+# 20 s read run, so that the VM's drift hits both sets alike.
+phase_scale1m_db() {
+    local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big r
+    small=$(fresh_db perf_s1mdb_small)
+    big=$(fresh_db perf_s1mdb)
+    start_server s1mdb-seed-small 18151 --database-url "$small" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest s1mdb-small-seed --target http://127.0.0.1:18151 --seed-only --schemas 2000 --subjects 200
+    stop_pid "$SERVER_PID"
+    start_server s1mdb-seed 18152 --database-url "$big" --database-min-connections 2 --cache-l1-max-entries 0
+    loadtest s1mdb-seed --target http://127.0.0.1:18152 --seed-only --schemas "$n" --subjects "$subj" \
+        --concurrency 32
+    stop_pid "$SERVER_PID"
+    for r in $(seq 1 "${S1M_DB_ROUNDS:-3}"); do
+        start_server "s1mdb-small-$r" 18153 --database-url "$small" --database-min-connections 2 --cache-l1-max-entries 0
+        loadtest "s1mdb-small-readmix$r" --target http://127.0.0.1:18153 --skip-seed --schemas 2000 \
+            --subjects 200 --duration 20s --concurrency 64 --mix "$READ_MIX"
+        stop_pid "$SERVER_PID"
+        start_server "s1mdb-large-$r" 18154 --database-url "$big" --database-min-connections 2 --cache-l1-max-entries 0
+        loadtest "s1mdb-large-readmix$r" --target http://127.0.0.1:18154 --skip-seed --schemas "$n" \
+            --subjects "$subj" --duration 20s --concurrency 64 --mix "$READ_MIX"
+        stop_pid "$SERVER_PID"
+    done
 }
 phase_scaling_nocache() {
     local n=${SCALE_SCHEMAS:-200000} subj=${SCALE_SUBJECTS:-10000} db
