@@ -32,7 +32,9 @@ Usage:
 
 Services (each used from the environment when set and reachable, otherwise
 started as a throwaway instance on a free 127.0.0.1 port and stopped on exit):
-  PostgreSQL  DATABASE_URL                       (+ PG_BIN_DIR, always)
+  PostgreSQL  DATABASE_URL                       (+ PG_BIN_DIR, always; PG_EXTRA_OPTS
+              adds server settings to a throwaway cluster, e.g.
+              PG_EXTRA_OPTS='-c shared_buffers=1GB')
   Redis       REDIS_URL                          (+ REDIS_SERVER_BIN, always)
   S3          S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
               S3_BUCKET_FOR_TESTS, S3_REGION, S3_ALLOW_HTTP, S3_PATH_STYLE
@@ -223,6 +225,8 @@ provide_postgres() {
     local opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_TMP"
     opts+=" -c max_connections=500 -c shared_buffers=128MB"
     opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    # Later -c settings win: benchmarks may size the cluster (docs/PERFORMANCE.md §6).
+    opts+=" ${PG_EXTRA_OPTS:-}"
 
     PG_STARTED=1
     pg_run "$PG_BIN_DIR/pg_ctl" start -w -t 60 -D "$PG_TMP/data" -l "$PG_TMP/postgres.log" \
