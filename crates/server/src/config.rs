@@ -694,6 +694,17 @@ mod tests {
         assert_eq!(s.storage.postgres.acquire_timeout, Duration::from_secs(3));
         assert_eq!(s.storage.postgres.idle_timeout, Duration::from_secs(600));
         assert_eq!(s.storage.postgres.max_lifetime, Duration::from_secs(1800));
+        // The server's cache defaults are the storage crate's (one source of truth for docs):
+        // L1 bounded by its 256 MiB budget, the entry count only a backstop.
+        let cache = s.cache.expect("the cache is on by default");
+        let lib = CacheOptions::default();
+        assert_eq!(cache.l1_max_entries, lib.l1_max_entries);
+        assert_eq!(cache.l1_max_bytes, lib.l1_max_bytes);
+        assert_eq!((cache.l1_ttl, cache.l1_tti), (lib.l1_ttl, lib.l1_tti));
+        assert_eq!(
+            (cache.l1_max_entries, cache.l1_max_bytes),
+            (1_000_000, 256 << 20)
+        );
     }
 
     #[test]
