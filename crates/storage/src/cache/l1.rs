@@ -79,9 +79,14 @@ impl std::fmt::Debug for L1 {
     }
 }
 
-/// The weight of an entry before the `byte_budget / max_entries` floor.
-fn entry_weight(encoded: &EncodedRecord) -> u64 {
-    encoded.weight_bytes().saturating_add(ENTRY_OVERHEAD_BYTES)
+/// What an entry weighs: its bytes and the allowance, at least `min_weight`
+/// (`byte_budget / max_entries`), within moka's `u32` weights.
+fn entry_weight(encoded: &EncodedRecord, min_weight: u64) -> u32 {
+    let w = encoded
+        .weight_bytes()
+        .saturating_add(ENTRY_OVERHEAD_BYTES)
+        .max(min_weight);
+    u32::try_from(w).unwrap_or(u32::MAX)
 }
 
 impl L1 {
@@ -92,8 +97,7 @@ impl L1 {
         let cache = Cache::builder()
             .max_capacity(options.byte_budget.max(1))
             .weigher(move |_k: &CacheKey, v: &Entry| -> u32 {
-                let w = entry_weight(&v.encoded).max(min_weight);
-                u32::try_from(w).unwrap_or(u32::MAX)
+                entry_weight(&v.encoded, min_weight)
             })
             .time_to_live(options.ttl)
             .time_to_idle(options.tti)
@@ -180,7 +184,7 @@ impl L1 {
     /// How many entries like `encoded` fit: the budget over the entry's weight.
     pub fn capacity_for(&self, encoded: &EncodedRecord) -> u64 {
         let budget = self.cache.policy().max_capacity().unwrap_or(u64::MAX);
-        budget / entry_weight(encoded).max(self.min_weight).max(1)
+        budget / u64::from(entry_weight(encoded, self.min_weight)).max(1)
     }
 
     pub fn evictions(&self) -> u64 {

@@ -232,7 +232,7 @@ where
     .bind(expected_revision)
     .bind(row.depends_on)
     .bind(&positions)
-    .bind(matches!(decided, Decided::OnHint { .. }))
+    .bind(hinted_max.is_some())
     .bind(hinted_max.map(SchemaVersion::major))
     .bind(hinted_max.map(SchemaVersion::minor))
     .bind(hinted_max.map(SchemaVersion::patch))
