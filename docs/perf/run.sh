@@ -5,7 +5,7 @@
 #   scripts/test.sh -- bash docs/perf/run.sh PHASE [PHASE...]
 #
 # PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache |
-#        scale1m | scale1m_db | diag
+#        scale1m | scale1m_db | scale1m_rate | scale1m_sized | diag
 # (PERF_RECORD=sqlite with 'ceiling' also records a perf profile of that registry during wrk.)
 # scripts/test.sh provides a throwaway PostgreSQL (DATABASE_URL, PG_BIN_DIR; fsync=off,
 # synchronous_commit=off, full_page_writes=off), Redis (REDIS_URL) and s3s-fs (S3_ENDPOINT,
@@ -523,6 +523,160 @@ phase_scale1m_db() {
             --subjects "$subj" --duration 20s --concurrency 64 --mix "$READ_MIX"
         stop_pid "$SERVER_PID"
     done
+}
+# 6d. Latency at a fixed load at 1M (open loop, `load-test --rate`). A closed loop at saturation
+# measures throughput as much as latency (mean latency = connections / throughput, Little's law),
+# so this phase holds the offered rate constant and compares what each request waits. Four
+# servers stay up side by side, so L1s and pools stay warm and the VM's drift hits every set
+# alike: small and large data sets, each with the default cache (PostgreSQL + Redis) and with
+# the cache off (the database path). After seeding, VACUUM ANALYZE and CHECKPOINT (so that no
+# autovacuum of the fresh 1M rows runs during a measurement), then a closed-loop warm-up of each
+# server, then S1MR_ROUNDS rounds (default 3), each reading small then large for 15 s at every
+# rate: S1MR_CACHE_RATES (default "5000 10000") on the cached servers, S1MR_DB_RATES (default
+# "1000 2500": the database path saturates near 6-7 k ops/s on two vCPUs) on the others.
+# Summary: $OUT/s1mr-summary.txt.
+phase_scale1m_rate() {
+    local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big rate r
+    local -A port=([small-cache]=18161 [large-cache]=18162 [small-db]=18163 [large-db]=18164)
+    local -A size=([small]="2000 200" [large]="$n $subj")
+    local -A rates=([cache]=${S1MR_CACHE_RATES:-5000 10000} [db]=${S1MR_DB_RATES:-1000 2500})
+    small=$(fresh_db perf_s1mr_small)
+    big=$(fresh_db perf_s1mr)
+    local -A url=([small]=$small [large]=$big)
+    local set sn ss path cfg
+    for set in small large; do
+        start_server "s1mr-$set-cache" "${port[$set-cache]}" --database-url "${url[$set]}" \
+            --database-min-connections 2 --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1mr-$set-$RANDOM"
+        read -r sn ss <<<"${size[$set]}"
+        loadtest "s1mr-$set-seed" --target "http://127.0.0.1:${port[$set-cache]}" --seed-only \
+            --schemas "$sn" --subjects "$ss" --concurrency 32
+        "$PG_BIN_DIR/psql" "${url[$set]}" -q -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >&2
+        start_server "s1mr-$set-db" "${port[$set-db]}" --database-url "${url[$set]}" \
+            --database-min-connections 2 --cache-l1-max-entries 0
+    done
+    for cfg in small-cache large-cache small-db large-db; do
+        read -r sn ss <<<"${size[${cfg%-*}]}"
+        loadtest "s1mr-$cfg-warm" --target "http://127.0.0.1:${port[$cfg]}" --skip-seed \
+            --schemas "$sn" --subjects "$ss" --duration 30s --concurrency 64 --mix "$READ_MIX"
+    done
+    for r in $(seq 1 "${S1MR_ROUNDS:-3}"); do
+        for path in cache db; do
+            for rate in ${rates[$path]}; do
+                for set in small large; do
+                    cfg=$set-$path
+                    read -r sn ss <<<"${size[$set]}"
+                    loadtest "s1mr-$cfg-r$rate-$r" --target "http://127.0.0.1:${port[$cfg]}" --skip-seed \
+                        --schemas "$sn" --subjects "$ss" --duration 15s --concurrency 64 \
+                        --mix "$READ_MIX" --rate "$rate"
+                done
+            done
+        done
+    done
+    python3 - "$OUT" <<'PY' | tee "$OUT/s1mr-summary.txt" >&2
+import glob, json, re, statistics, sys
+out = sys.argv[1]
+def load(cfg, rate):
+    runs = []
+    for f in sorted(glob.glob(f"{out}/s1mr-{cfg}-r{rate}-*.json")):
+        j = json.load(open(f))
+        runs.append((int(re.search(r"-(\d+)\.json$", f).group(1)), j, (j.get("cache") or {}).get("run") or {}))
+    return runs
+rates = sorted({(m.group(1), int(m.group(2))) for f in glob.glob(f"{out}/s1mr-small-*-r*-*.json")
+                for m in [re.search(r"small-(cache|db)-r(\d+)-", f)]}, key=lambda x: (x[0], x[1]))
+print("| Path | Rate | Round | Small p50 / p95 / p99 (µs) | Large p50 / p95 / p99 (µs) | Ratio p50 / p95 / p99 | Large: L1 share | Client CPU (small / large) |")
+print("|---|---|---|---|---|---|---|---|")
+for path, rate in rates:
+    ratios = []
+    for (r, s, _), (_, l, lc) in zip(load(f"small-{path}", rate), load(f"large-{path}", rate)):
+        sl, ll = s["latency_us"], l["latency_us"]
+        q = [ll[k] / sl[k] for k in ("p50", "p95", "p99")]
+        ratios.append(q)
+        l1 = lc.get("l1_hits", 0); tot = l1 + lc.get("l2_hits", 0) + lc.get("misses", 0)
+        share = f"{100 * l1 / tot:.1f} %" if tot and path == "cache" else "-"
+        flag = " (warnings or errors)" if s["warnings"] or l["warnings"] or s["total_errors"] or l["total_errors"] else ""
+        cpu = f"{s['client_cpu']['percent_of_one_core']:.0f} / {l['client_cpu']['percent_of_one_core']:.0f} %"
+        print(f"| {path} | {rate}/s | {r} | {sl['p50']} / {sl['p95']} / {sl['p99']} | {ll['p50']} / {ll['p95']} / {ll['p99']} | "
+              + " / ".join(f"{x:.2f}×" for x in q) + f" | {share}{flag} | {cpu} |")
+    if ratios:
+        m = [statistics.median(q[i] for q in ratios) for i in range(3)]
+        print(f"| {path} | {rate}/s | median | | | " + " / ".join(f"**{x:.2f}×**" for x in m) + " | | |")
+PY
+}
+# 6e. The cached path at 1M in its steady state, interleaved. Three servers stay up side by
+# side on PostgreSQL + Redis: the small set (default cache), the large set with an L1 sized for
+# it (S1M_SIZED_BYTES, default 4 GiB; the large set's 2M keys weigh about 4.9 GB), and the large
+# set with the default L1. The sized server is warmed by a uniform pass over the whole set
+# (S1MS_WARM, default 120 s: at about 30 k reads/s every key is drawn about 3.6 times, so all
+# but about 3 % are in L1), which stands in for the state a Zipf(1.0) workload reaches after
+# half an hour or so, when it has drawn its rare keys too. Then S1MS_ROUNDS rounds (default 4) of
+# 20 s closed-loop reads: small, large-sized, large-default. Summary: $OUT/s1ms-summary.txt.
+phase_scale1m_sized() {
+    local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big r cfg sn ss
+    local sized=${S1M_SIZED_BYTES:-4294967296}
+    local -A port=([small]=18171 [large-sized]=18172 [large-default]=18173)
+    local -A size=([small]="2000 200" [large-sized]="$n $subj" [large-default]="$n $subj") spid=()
+    small=$(fresh_db perf_s1ms_small)
+    big=$(fresh_db perf_s1ms)
+    local prefix="perf-s1ms-$RANDOM"
+    start_server s1ms-small "${port[small]}" --database-url "$small" --database-min-connections 2 \
+        --redis-url "$REDIS_URL" --cache-key-prefix "perf-s1ms-small-$RANDOM"
+    spid[small]=$SERVER_PID
+    loadtest s1ms-small-seed --target "http://127.0.0.1:${port[small]}" --seed-only --schemas 2000 \
+        --subjects 200 --concurrency 32
+    start_server s1ms-large-default "${port[large-default]}" --database-url "$big" \
+        --database-min-connections 2 --redis-url "$REDIS_URL" --cache-key-prefix "$prefix"
+    spid[large-default]=$SERVER_PID
+    loadtest s1ms-large-seed --target "http://127.0.0.1:${port[large-default]}" --seed-only \
+        --schemas "$n" --subjects "$subj" --concurrency 32
+    "$PG_BIN_DIR/psql" "$small" -q -c 'VACUUM ANALYZE' >&2
+    "$PG_BIN_DIR/psql" "$big" -q -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >&2
+    start_server s1ms-large-sized "${port[large-sized]}" --database-url "$big" \
+        --database-min-connections 2 --redis-url "$REDIS_URL" --cache-key-prefix "$prefix" \
+        --cache-l1-max-bytes "$sized" --cache-l1-max-entries 4000000
+    spid[large-sized]=$SERVER_PID
+    loadtest s1ms-small-warm --target "http://127.0.0.1:${port[small]}" --skip-seed --schemas 2000 \
+        --subjects 200 --duration 20s --concurrency 64 --mix "$READ_MIX"
+    loadtest s1ms-large-sized-warm --target "http://127.0.0.1:${port[large-sized]}" --skip-seed \
+        --schemas "$n" --subjects "$subj" --duration "${S1MS_WARM:-120s}" --concurrency 64 \
+        --mix "$READ_MIX" --distribution uniform
+    loadtest s1ms-large-default-warm --target "http://127.0.0.1:${port[large-default]}" --skip-seed \
+        --schemas "$n" --subjects "$subj" --duration 40s --concurrency 64 --mix "$READ_MIX"
+    for r in $(seq 1 "${S1MS_ROUNDS:-4}"); do
+        for cfg in small large-sized large-default; do
+            read -r sn ss <<<"${size[$cfg]}"
+            loadtest "s1ms-$cfg-$r" --target "http://127.0.0.1:${port[$cfg]}" --skip-seed \
+                --schemas "$sn" --subjects "$ss" --duration 20s --concurrency 64 --mix "$READ_MIX"
+            echo "s1ms-$cfg-$r: $(grep VmRSS "/proc/${spid[$cfg]}/status" 2>/dev/null)" >>"$OUT/s1ms-rss.txt"
+        done
+    done
+    python3 - "$OUT" "${S1MS_ROUNDS:-4}" <<'PY' | tee "$OUT/s1ms-summary.txt" >&2
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def get(cfg, r):
+    j = json.load(open(f"{out}/s1ms-{cfg}-{r}.json"))
+    c = (j.get("cache") or {}).get("run") or {}
+    tot = c.get("l1_hits", 0) + c.get("l2_hits", 0) + c.get("misses", 0)
+    return j, (100 * c.get("l1_hits", 0) / tot if tot else float("nan"))
+print("| Round | Small ops/s, p50 / p95 / p99 (µs) | Large, sized L1: ops/s, p50 / p95 / p99 | ÷ small | L1 share | Large, default L1: ops/s, p50 / p95 / p99 | ÷ small | L1 share |")
+print("|---|---|---|---|---|---|---|---|")
+acc = {"large-sized": [], "large-default": []}
+for r in range(1, rounds + 1):
+    s, _ = get("small", r)
+    sl = s["latency_us"]
+    row = f"| {r} | {s['throughput_ops_per_sec']:,.0f}, {sl['p50']} / {sl['p95']} / {sl['p99']} |"
+    for cfg in ("large-sized", "large-default"):
+        l, share = get(cfg, r)
+        ll = l["latency_us"]
+        q = [ll[k] / sl[k] for k in ("p50", "p95", "p99")]
+        acc[cfg].append(q)
+        flag = " (errors)" if l["total_errors"] or s["total_errors"] else ""
+        row += f" {l['throughput_ops_per_sec']:,.0f}, {ll['p50']} / {ll['p95']} / {ll['p99']} | " + " / ".join(f"{x:.2f}×" for x in q) + f" | {share:.1f} %{flag} |"
+    print(row)
+row = "| median | |"
+for cfg in ("large-sized", "large-default"):
+    row += " | " + " / ".join(f"**{statistics.median(q[i] for q in acc[cfg]):.2f}×**" for i in range(3)) + " | |"
+print(row)
+PY
 }
 phase_scaling_nocache() {
     local n=${SCALE_SCHEMAS:-200000} subj=${SCALE_SUBJECTS:-10000} db
