@@ -524,16 +524,16 @@ phase_scale1m_db() {
         stop_pid "$SERVER_PID"
     done
 }
-# 6d. Latency at a fixed load at 1M (open loop, `load-test --rate`). A closed loop at saturation
-# measures throughput as much as latency (mean latency = connections / throughput, Little's law),
-# so this phase holds the offered rate constant and compares what each request waits. Four
+# PERFORMANCE.md §6c. Latency at a fixed load at 1M (open loop, `load-test --rate`).
+# A closed loop at saturation measures throughput as much as latency (mean latency =
+# connections / throughput, Little's law), so this phase holds the offered rate constant and compares what each request waits. Four
 # servers stay up side by side, so L1s and pools stay warm and the VM's drift hits every set
 # alike: small and large data sets, each with the default cache (PostgreSQL + Redis) and with
 # the cache off (the database path). After seeding, VACUUM ANALYZE and CHECKPOINT (so that no
 # autovacuum of the fresh 1M rows runs during a measurement), then a closed-loop warm-up of each
 # server, then S1MR_ROUNDS rounds (default 3), each reading small then large for 15 s at every
 # rate: S1MR_CACHE_RATES (default "5000 10000") on the cached servers, S1MR_DB_RATES (default
-# "1000 2500": the database path saturates near 6-7 k ops/s on two vCPUs) on the others.
+# "1000 2500": the database path saturates at 7-10 k ops/s on two vCPUs) on the others.
 # Summary: $OUT/s1mr-summary.txt.
 phase_scale1m_rate() {
     local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big rate r
@@ -602,17 +602,18 @@ for path, rate in rates:
         print(f"| {path} | {rate}/s | median | | | " + " / ".join(f"**{x:.2f}×**" for x in m) + " | | |")
 PY
 }
-# 6e. The cached path at 1M in its steady state, interleaved. Three servers stay up side by
-# side on PostgreSQL + Redis: the small set (default cache), the large set with an L1 sized for
-# it (S1M_SIZED_BYTES, default 4 GiB; the large set's 2M keys weigh about 4.9 GB), and the large
-# set with the default L1. The sized server is warmed by a uniform pass over the whole set
-# (S1MS_WARM, default 120 s: at about 30 k reads/s every key is drawn about 3.6 times, so all
-# but about 3 % are in L1), which stands in for the state a Zipf(1.0) workload reaches after
-# half an hour or so, when it has drawn its rare keys too. Then S1MS_ROUNDS rounds (default 4) of
-# 20 s closed-loop reads: small, large-sized, large-default. Summary: $OUT/s1ms-summary.txt.
+# PERFORMANCE.md §6d. The cached path at 1M in its steady state, interleaved. Three servers
+# stay up side by side on PostgreSQL + Redis: the small set (default cache), the large set
+# with an L1 sized for it (S1MS_SIZED_BYTES, default 6 GiB: the large set's 2M keys weigh about 4.9 GB by the L1's
+# weigher), and the large set with the default L1. The sized server is warmed by uniform reads
+# over the whole set (S1MS_WARM, default 240 s, of S1MS_WARM_MIX, by id and by version alike:
+# at about 22 k reads/s each key is drawn about 2.4 times, so roughly 90 % of them reach L1),
+# which stands in for the state a Zipf(1.0) workload reaches after half an hour or so, when it
+# has drawn its rare keys too. Then S1MS_ROUNDS rounds (default 4) of 20 s closed-loop reads:
+# small, large-sized, large-default. Summary: $OUT/s1ms-summary.txt.
 phase_scale1m_sized() {
     local n=${SCALE_SCHEMAS:-1000000} subj=${SCALE_SUBJECTS:-10000} small big r cfg sn ss
-    local sized=${S1M_SIZED_BYTES:-4294967296}
+    local sized=${S1MS_SIZED_BYTES:-6442450944}
     local -A port=([small]=18171 [large-sized]=18172 [large-default]=18173)
     local -A size=([small]="2000 200" [large-sized]="$n $subj" [large-default]="$n $subj") spid=()
     small=$(fresh_db perf_s1ms_small)
@@ -637,8 +638,8 @@ phase_scale1m_sized() {
     loadtest s1ms-small-warm --target "http://127.0.0.1:${port[small]}" --skip-seed --schemas 2000 \
         --subjects 200 --duration 20s --concurrency 64 --mix "$READ_MIX"
     loadtest s1ms-large-sized-warm --target "http://127.0.0.1:${port[large-sized]}" --skip-seed \
-        --schemas "$n" --subjects "$subj" --duration "${S1MS_WARM:-120s}" --concurrency 64 \
-        --mix "$READ_MIX" --distribution uniform
+        --schemas "$n" --subjects "$subj" --duration "${S1MS_WARM:-240s}" --concurrency 64 \
+        --mix "${S1MS_WARM_MIX:-get_by_id=45,get_by_version=45,get_latest=10}" --distribution uniform
     loadtest s1ms-large-default-warm --target "http://127.0.0.1:${port[large-default]}" --skip-seed \
         --schemas "$n" --subjects "$subj" --duration 40s --concurrency 64 --mix "$READ_MIX"
     for r in $(seq 1 "${S1MS_ROUNDS:-4}"); do
