@@ -123,13 +123,7 @@ fn record(content: SchemaContent) -> SchemaRecord {
 
 /// The L1 options the server derives from the default [`CacheOptions`].
 fn default_options() -> L1Options {
-    let d = CacheOptions::default();
-    L1Options {
-        max_entries: d.l1_max_entries,
-        byte_budget: d.l1_max_bytes,
-        ttl: d.l1_ttl,
-        tti: d.l1_tti,
-    }
+    CacheOptions::default().l1_options()
 }
 
 /// The storage report's L1: 10,000 entries (`WARM_ENTRIES`), the default budget, TTL and TTI.

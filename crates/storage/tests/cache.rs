@@ -457,14 +457,7 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
         .expect("register")
         .record;
     let encoded = Arc::new(EncodedRecord::encode(rec).expect("encode"));
-    let d = CacheOptions::default();
-    let options = |max_entries, byte_budget| L1Options {
-        max_entries,
-        byte_budget,
-        ttl: d.l1_ttl,
-        tti: d.l1_tti,
-    };
-    let l1 = L1::new(&options(d.l1_max_entries, d.l1_max_bytes));
+    let l1 = L1::new(&CacheOptions::default().l1_options());
     let room = l1.capacity_for(&encoded);
     assert!(
         (100_000..1_000_000).contains(&room),
@@ -476,7 +469,10 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
     // A budget of exactly 50 entries' weight, allowance included, holds at most 50 of them
     // (without the allowance, more would fit).
     let weight = encoded.weight_bytes() + ENTRY_OVERHEAD_BYTES;
-    let tight = L1::new(&options(1_000_000, 50 * weight));
+    let tight = L1::new(&L1Options {
+        byte_budget: 50 * weight,
+        ..CacheOptions::default().l1_options()
+    });
     assert_eq!(tight.capacity_for(&encoded), 50);
     fill_ids(&tight, &encoded, 200).await;
     // The 50th entry fits exactly; after that each admission swaps one entry for another.

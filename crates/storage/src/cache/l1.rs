@@ -38,8 +38,9 @@ const STRIPES: usize = 4096;
 /// What an entry costs beyond its content and JSON bytes: the key (with its subject), the
 /// record's other fields, the `Arc`s, moka's per-entry bookkeeping and the allocator's slack
 /// under eviction churn. Calibrated, not derived: a release server (an uncommitted step with a
-/// 256-byte allowance) whose 256 MiB L1 filled up with 512-byte schemas (158,417 entries, 1,438 content and JSON bytes each, 370,390
-/// evictions) grew by 2.7 KB per entry over the same server with the cache off
+/// 256-byte allowance) whose 256 MiB L1 filled up with 512-byte schemas (158,417 entries,
+/// 1,438 content and JSON bytes each, 370,390 evictions) grew by 2.7 KB per entry over the
+/// same server with the cache off
 /// (`docs/PERFORMANCE.md`, "L1 memory"). With this allowance, servers with 256 and 512 MiB
 /// budgets grew by 1.16 and 1.11 times their budget: the allowance is deliberately a round
 /// number, and the remainder is mostly allocator slack that depends on the churn.

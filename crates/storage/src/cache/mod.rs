@@ -87,6 +87,18 @@ impl Default for CacheOptions {
     }
 }
 
+impl CacheOptions {
+    /// The L1 part of these options: what [`CachedBackend::new`] builds its L1 from.
+    pub fn l1_options(&self) -> L1Options {
+        L1Options {
+            max_entries: self.l1_max_entries,
+            byte_budget: self.l1_max_bytes,
+            ttl: self.l1_ttl,
+            tti: self.l1_tti,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     l1_hits: AtomicU64,
@@ -109,12 +121,7 @@ impl CachedBackend {
     /// Wraps `inner`. With a Redis URL, starts the invalidation subscriber (the connection
     /// itself is lazy: Redis may be down now).
     pub fn new(inner: Arc<dyn StorageBackend>, options: CacheOptions) -> StorageResult<Self> {
-        let l1 = Arc::new(L1::new(&L1Options {
-            max_entries: options.l1_max_entries,
-            byte_budget: options.l1_max_bytes,
-            ttl: options.l1_ttl,
-            tti: options.l1_tti,
-        }));
+        let l1 = Arc::new(L1::new(&options.l1_options()));
         let l2 = match &options.redis_url {
             Some(url) => Some(Arc::new(L2::new(L2Options {
                 url: url.clone(),
