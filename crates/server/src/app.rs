@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use schema_registry_core::Limits;
-use schema_registry_storage::{CachedBackend, StorageBackend};
+use schema_registry_storage::{CachedBackend, Storage};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -35,7 +35,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    storage: Arc<dyn StorageBackend>,
+    storage: Arc<dyn Storage>,
     settings: Settings,
 }
 
@@ -50,7 +50,7 @@ impl Application {
         }
         let database =
             schema_registry_storage::open(&settings.database_url, &settings.storage).await?;
-        let storage: Arc<dyn StorageBackend> = match &settings.cache {
+        let storage: Arc<dyn Storage> = match &settings.cache {
             None => database,
             Some(options) => {
                 let local_objects = matches!(
@@ -81,7 +81,7 @@ impl Application {
         } else {
             None
         };
-        let storage: Arc<dyn StorageBackend> = if metrics.is_some() {
+        let storage: Arc<dyn Storage> = if metrics.is_some() {
             Arc::new(crate::metrics::MeteredBackend::new(storage))
         } else {
             storage
@@ -111,7 +111,7 @@ impl Application {
         self.listener.local_addr()
     }
 
-    pub fn storage(&self) -> Arc<dyn StorageBackend> {
+    pub fn storage(&self) -> Arc<dyn Storage> {
         self.storage.clone()
     }
 

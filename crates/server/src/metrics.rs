@@ -39,8 +39,8 @@ use schema_registry_core::{
     Subject,
 };
 use schema_registry_storage::{
-    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageResult,
-    StorageStats, SubjectQuery, SubjectSummary, TierHealth,
+    Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend, StorageResult,
+    StorageStats, SubjectQuery, SubjectSummary,
 };
 use tower::{Layer, Service};
 
@@ -132,7 +132,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
 }
 
 /// Gauges and cumulative counters read from the storage stack at scrape time.
-async fn record_state(storage: &dyn StorageBackend) {
+async fn record_state(storage: &dyn Storage) {
     if let Some(c) = storage.cache_stats() {
         metrics::counter!("schema_registry_cache_hits_total", "tier" => "l1").absolute(c.l1_hits);
         metrics::counter!("schema_registry_cache_hits_total", "tier" => "l2").absolute(c.l2_hits);
@@ -254,7 +254,7 @@ where
 
 /// Times and counts every storage operation, then delegates.
 pub struct MeteredBackend {
-    inner: Arc<dyn StorageBackend>,
+    inner: Arc<dyn Storage>,
 }
 
 impl std::fmt::Debug for MeteredBackend {
@@ -266,7 +266,7 @@ impl std::fmt::Debug for MeteredBackend {
 }
 
 impl MeteredBackend {
-    pub fn new(inner: Arc<dyn StorageBackend>) -> Self {
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
         MeteredBackend { inner }
     }
 
@@ -288,9 +288,6 @@ impl MeteredBackend {
 
 #[async_trait]
 impl StorageBackend for MeteredBackend {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
     async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
         self.timed("register", self.inner.register(schema)).await
     }
@@ -384,9 +381,6 @@ impl StorageBackend for MeteredBackend {
     async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>> {
         self.timed("popular", self.inner.popular(limit)).await
     }
-    async fn health(&self) -> StorageResult<()> {
-        self.inner.health().await
-    }
     async fn presigned_content_url(
         &self,
         id: SchemaId,
@@ -401,19 +395,11 @@ impl StorageBackend for MeteredBackend {
     fn note_access(&self, id: SchemaId, latency: Duration) {
         self.inner.note_access(id, latency);
     }
-    fn pool_stats(&self) -> Option<(u32, u32)> {
-        self.inner.pool_stats()
-    }
-    fn cache_stats(&self) -> Option<CacheStats> {
-        self.inner.cache_stats()
-    }
-    fn tiers(&self) -> Vec<TierHealth> {
-        self.inner.tiers()
-    }
-    async fn run_maintenance(&self) -> StorageResult<()> {
-        self.inner.run_maintenance().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
+}
+
+/// Operational calls are not metered: they pass to the stack below.
+impl Operations for MeteredBackend {
+    fn inner(&self) -> Option<&dyn Operations> {
+        Some(&*self.inner)
     }
 }

@@ -32,7 +32,7 @@ use schema_registry_storage::cache::l1::{L1Options, L1};
 use schema_registry_storage::cache::l2::{L2Options, L2};
 use schema_registry_storage::testing::unique_prefix;
 use schema_registry_storage::{
-    CacheOptions, CachedBackend, SqliteBackend, SqliteOptions, StorageBackend,
+    CacheOptions, CachedBackend, Operations, SqliteBackend, SqliteOptions, Storage, StorageBackend,
 };
 use serde_json::{json, Map, Value};
 use tokio::runtime::Runtime;
@@ -687,7 +687,7 @@ fn bench_cached(c: &mut Criterion, rt: &Runtime, rec: &SchemaRecord) {
     let dir = tempfile::tempdir().expect("tmp");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let (inner, cached, id) = rt.block_on(async {
-        let inner: Arc<dyn StorageBackend> = Arc::new(
+        let inner: Arc<dyn Storage> = Arc::new(
             SqliteBackend::open(&url, &SqliteOptions::default())
                 .await
                 .expect("open sqlite"),

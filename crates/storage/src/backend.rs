@@ -160,9 +160,9 @@ impl PointRead<'_> {
     }
 }
 
-/// The storage operations the registry is built on.
+/// The data operations the registry is built on.
 ///
-/// # Contract (checked for every backend by the conformance suite in `tests/`)
+/// # Contract (checked for every backend and wrapper by the conformance suite, `conformance`)
 /// - `register` is atomic with its references and race-free: concurrent registrations into one
 ///   subject never produce the same version twice, and an auto-assigned version is strictly
 ///   greater than every version the subject has ever had.
@@ -172,9 +172,6 @@ impl PointRead<'_> {
 /// - Ids never change and are never reused.
 #[async_trait]
 pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
-    /// Short name for logs and health output (`sqlite`, `postgres`).
-    fn kind(&self) -> &'static str;
-
     /// Registers a version. Returns the existing record (with `created: false`) when the subject
     /// already has a non-deleted version with the same checksum and format and the request does
     /// not ask for a different exact version.
@@ -263,51 +260,86 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// up to one flush interval (and, on PostgreSQL, one materialized-view refresh).
     async fn popular(&self, limit: u32) -> StorageResult<Vec<SchemaRecord>>;
 
-    /// Checks the backend is reachable and its migrations are applied.
-    async fn health(&self) -> StorageResult<()>;
-
     /// A time-limited URL from which the content of `id` can be fetched directly, when it is held
     /// in an object store that can sign URLs (S3); `None` when the caller must serve it itself
     /// (inline content, or a local directory). `expires_in` is capped by the tier's maximum; the
     /// lifetime granted is returned with the URL.
     async fn presigned_content_url(
         &self,
-        _id: SchemaId,
-        _expires_in: std::time::Duration,
-    ) -> StorageResult<Option<(url::Url, std::time::Duration)>> {
-        Ok(None)
-    }
+        id: SchemaId,
+        expires_in: std::time::Duration,
+    ) -> StorageResult<Option<(url::Url, std::time::Duration)>>;
 
     /// Counts a read served without asking this backend (a cache hit), so that `popular` still
     /// reflects what clients read. Must not block.
-    fn note_access(&self, _id: SchemaId, _latency: std::time::Duration) {}
+    fn note_access(&self, id: SchemaId, latency: std::time::Duration);
+}
+
+/// The operational side of a storage stack: health, pools, tiers, background work, shutdown.
+///
+/// Every method has a default that asks [`Operations::inner`], the layer below: a wrapper
+/// returns its inner stack there and overrides only what it adds (the cache its statistics and
+/// its tiers), and a backend, which has no inner layer, overrides what it has. The leaf
+/// defaults are "nothing to report".
+#[async_trait]
+pub trait Operations: Send + Sync + std::fmt::Debug + 'static {
+    /// The layer this one wraps; `None` for a backend.
+    fn inner(&self) -> Option<&dyn Operations> {
+        None
+    }
+
+    /// Short name of the backend for logs and health output (`sqlite`, `postgres`).
+    fn kind(&self) -> &'static str {
+        self.inner().map_or("unknown", Operations::kind)
+    }
+
+    /// Checks the backend is reachable and its migrations are applied.
+    async fn health(&self) -> StorageResult<()> {
+        match self.inner() {
+            Some(inner) => inner.health().await,
+            None => Ok(()),
+        }
+    }
 
     /// Connections of the database pools: (in use, idle).
     fn pool_stats(&self) -> Option<(u32, u32)> {
-        None
+        self.inner().and_then(Operations::pool_stats)
     }
 
     /// Cache statistics, when this is (or wraps) a cache.
     fn cache_stats(&self) -> Option<CacheStats> {
-        None
+        self.inner().and_then(Operations::cache_stats)
     }
 
     /// The state of each tier besides the database (cache tiers, object storage), for health
-    /// reports.
+    /// reports, outermost first.
     fn tiers(&self) -> Vec<TierHealth> {
-        Vec::new()
+        self.inner().map(Operations::tiers).unwrap_or_default()
     }
 
     /// Runs the periodic background work now: writes buffered read counts and refreshes derived
     /// views. Background tasks do this on timers; tests and operators call it to not wait.
     async fn run_maintenance(&self) -> StorageResult<()> {
-        Ok(())
+        match self.inner() {
+            Some(inner) => inner.run_maintenance().await,
+            None => Ok(()),
+        }
     }
 
     /// Finishes background work (flushes buffers) and closes connections. Called once at
     /// shutdown, after the last request.
-    async fn close(&self) {}
+    async fn close(&self) {
+        if let Some(inner) = self.inner() {
+            inner.close().await;
+        }
+    }
 }
+
+/// A whole storage stack: the data operations and the operational ones. What the layers above
+/// hold, as `Arc<dyn Storage>`.
+pub trait Storage: StorageBackend + Operations {}
+
+impl<T: StorageBackend + Operations> Storage for T {}
 
 /// [`EncodedRecord::encode`] with the storage error type. Encoding our own record type into
 /// memory cannot fail in practice; if it ever did, it is an internal error, not bad input.

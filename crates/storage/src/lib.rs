@@ -1,7 +1,8 @@
 //! Storage for LLM Schema Registry: the [`StorageBackend`] trait and its implementations.
 //!
 //! # Layout
-//! - [`backend`]: the trait, its query and result types. Start here.
+//! - [`backend`]: the traits ([`StorageBackend`], the data operations; [`Operations`], the
+//!   operational ones; [`Storage`], both), their query and result types. Start here.
 //! - [`error`]: [`StorageError`], the one error vocabulary every backend translates into.
 //! - [`cache`]: the multi-tier cache (L1 in-process, L2 Redis) as a wrapper around any backend.
 //! - [`sqlite`]: the embedded default backend (one file, no external service).
@@ -11,8 +12,9 @@
 //! - [`open`](mod@open): picks and opens a backend from a database URL.
 //! - `testing` (feature `test-support`): throwaway PostgreSQL databases, and private
 //!   PostgreSQL, Redis and S3-compatible servers a test may stop and restart.
-//! - `register` (private): the registration algorithm, written once for both SQL backends.
-//! - `row` (private): turning stored rows back into validated records.
+//! - [`sql`]: what both SQL backends share — [`SqlBackend`], the storage traits written once over
+//!   the statements each dialect supplies, with the rules (registration, state changes,
+//!   deletes, reconciliation) and row decoding.
 //!
 //! **Invariant:** only this crate knows SQL. It never reads the environment or configuration
 //! files: callers pass plain option structs.
@@ -25,20 +27,20 @@ pub mod migrate;
 pub mod objects;
 pub mod open;
 pub mod postgres;
-mod register;
-mod row;
+pub mod sql;
 pub mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use backend::{
-    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageStats,
-    SubjectQuery, SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    CacheStats, Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend,
+    StorageStats, SubjectQuery, SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use cache::{CacheOptions, CachedBackend};
 pub use error::{ConflictReason, NotFound, StorageError, StorageResult};
 pub use open::{open, StorageOptions};
 pub use postgres::{PostgresBackend, PostgresOptions};
+pub use sql::SqlBackend;
 pub use sqlite::{SqliteBackend, SqliteOptions};
 
 /// A database URL with its password replaced by `***`, safe to log.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::migrate::Dialect;
 use crate::objects::{ObjectOptions, ObjectTier};
 use crate::{
-    PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend, StorageResult,
+    PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, Storage, StorageResult,
 };
 
 /// Options for every backend; each uses its own part.
@@ -19,7 +19,7 @@ pub struct StorageOptions {
 }
 
 /// Opens the backend `url` names (`sqlite://...` or `postgres://...`), applying migrations.
-pub async fn open(url: &str, options: &StorageOptions) -> StorageResult<Arc<dyn StorageBackend>> {
+pub async fn open(url: &str, options: &StorageOptions) -> StorageResult<Arc<dyn Storage>> {
     let objects = match &options.objects {
         Some(o) => Some(Arc::new(ObjectTier::new(o.clone())?)),
         None => None,

@@ -11,12 +11,12 @@ use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
 use schema_registry_storage::testing::{redis_url, s3_test_options, unique_prefix, TestDatabase};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
-    StorageBackend,
+    Storage,
 };
 
 /// A backend and what must outlive it.
 struct Fixture {
-    backend: Arc<dyn StorageBackend>,
+    backend: Arc<dyn Storage>,
     _guard: Box<dyn std::any::Any + Send>,
 }
 

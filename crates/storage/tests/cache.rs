@@ -9,11 +9,11 @@ use schema_registry_core::{
 };
 use schema_registry_storage::testing::{redis_url, unique_prefix, PrivateRedis};
 use schema_registry_storage::{
-    CacheOptions, CachedBackend, SqliteBackend, SqliteOptions, StorageBackend,
+    CacheOptions, CachedBackend, Operations, SqliteBackend, SqliteOptions, Storage, StorageBackend,
 };
 use serde_json::json;
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn StorageBackend>) {
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().expect("tmp");
     let url = format!("sqlite://{}", dir.path().join("r.db").display());
     let b = SqliteBackend::open(&url, &SqliteOptions::default())

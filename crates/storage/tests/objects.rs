@@ -8,7 +8,8 @@ use schema_registry_core::{Bump, NewSchema, SchemaContent, SchemaFormat, Subject
 use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
 use schema_registry_storage::testing::{s3_options_for, unique_prefix, PrivateS3, TestDatabase};
 use schema_registry_storage::{
-    PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend, StorageError,
+    Operations, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend,
+    StorageError,
 };
 use serde_json::json;
 

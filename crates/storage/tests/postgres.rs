@@ -9,7 +9,7 @@ use schema_registry_storage::postgres::{
 };
 use schema_registry_storage::testing::TestDatabase;
 use schema_registry_storage::{
-    migrate, PostgresBackend, PostgresOptions, SearchQuery, StorageBackend,
+    migrate, Operations, PostgresBackend, PostgresOptions, SearchQuery, StorageBackend,
 };
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use schema_registry_core::{Bump, NewSchema, SchemaContent, SchemaFormat, Subject, VersionRequest};
 use schema_registry_storage::testing::{PrivateCluster, PrivateRedis, TlsMaterial};
 use schema_registry_storage::{
-    CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
-    StorageBackend,
+    CacheOptions, CachedBackend, Operations, PostgresBackend, PostgresOptions, SqliteBackend,
+    SqliteOptions, Storage, StorageBackend,
 };
 use serde_json::json;
 
@@ -59,7 +59,7 @@ async fn redis_over_verified_tls() {
     let redis = PrivateRedis::start_tls(&tls);
     let dir = tempfile::tempdir().expect("tmp");
     let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let inner: Arc<dyn StorageBackend> = Arc::new(
+    let inner: Arc<dyn Storage> = Arc::new(
         SqliteBackend::open(&url, &SqliteOptions::default())
             .await
             .expect("open"),

@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::routing::MethodRouter;
 use axum::Router;
 use schema_registry_core::Limits;
-use schema_registry_storage::{StorageBackend, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use schema_registry_storage::{Storage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use tower::{Layer, ServiceBuilder};
 
 use crate::edge::{Edge, EdgeLayer};
@@ -37,7 +37,7 @@ pub struct AppState(Arc<Shared>);
 
 /// The fields of [`AppState`].
 pub struct Shared {
-    pub storage: Arc<dyn StorageBackend>,
+    pub storage: Arc<dyn Storage>,
     /// The Prometheus handle; `None` when metrics are off.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub limits: Limits,

@@ -14,7 +14,7 @@ use schema_registry_core::{SchemaContent, SchemaRecord, SchemaReference};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::row::{from_micros, to_micros};
+use crate::sql::rows::{from_micros, to_micros};
 use crate::{StorageError, StorageResult};
 
 /// The current encoding. Bump on any change to [`Wire`].
@@ -129,8 +129,8 @@ mod tests {
                 subject: Subject::parse("dep").expect("s"),
                 version: SchemaVersion::parse("1.0.0").expect("v"),
             }],
-            created_at: crate::row::now(),
-            updated_at: crate::row::now(),
+            created_at: crate::sql::rows::now(),
+            updated_at: crate::sql::rows::now(),
         }
     }
 

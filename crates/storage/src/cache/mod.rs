@@ -41,8 +41,8 @@ use self::l1::{L1Options, L1};
 use self::l2::{L2Options, L2};
 use crate::backend::encode;
 use crate::{
-    CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageResult,
-    StorageStats, SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend,
+    StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 /// Cache configuration. Defaults are the storage report's, except that L1 is bounded by memory
@@ -109,7 +109,7 @@ struct Counters {
 /// A [`StorageBackend`] with L1 and (optionally) L2 in front of another one.
 #[derive(Debug)]
 pub struct CachedBackend {
-    inner: Arc<dyn StorageBackend>,
+    inner: Arc<dyn Storage>,
     l1: Arc<L1>,
     l2: Option<Arc<L2>>,
     counters: Counters,
@@ -120,7 +120,7 @@ pub struct CachedBackend {
 impl CachedBackend {
     /// Wraps `inner`. With a Redis URL, starts the invalidation subscriber (the connection
     /// itself is lazy: Redis may be down now).
-    pub fn new(inner: Arc<dyn StorageBackend>, options: CacheOptions) -> StorageResult<Self> {
+    pub fn new(inner: Arc<dyn Storage>, options: CacheOptions) -> StorageResult<Self> {
         let l1 = Arc::new(L1::new(&options.l1_options()));
         let l2 = match &options.redis_url {
             Some(url) => Some(Arc::new(L2::new(L2Options {
@@ -326,10 +326,6 @@ impl CachedBackend {
 
 #[async_trait]
 impl StorageBackend for CachedBackend {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
     async fn register(&self, schema: NewSchema) -> StorageResult<Registered> {
         let registered = self.inner.register(schema).await?;
         if registered.created {
@@ -465,10 +461,6 @@ impl StorageBackend for CachedBackend {
         self.inner.popular(limit).await
     }
 
-    async fn health(&self) -> StorageResult<()> {
-        self.inner.health().await
-    }
-
     fn note_access(&self, id: SchemaId, latency: Duration) {
         self.inner.note_access(id, latency);
     }
@@ -480,9 +472,14 @@ impl StorageBackend for CachedBackend {
     ) -> StorageResult<Option<(url::Url, Duration)>> {
         self.inner.presigned_content_url(id, expires_in).await
     }
+}
 
-    fn pool_stats(&self) -> Option<(u32, u32)> {
-        self.inner.pool_stats()
+/// The cache adds its counters, its two tiers (before the backend's), the L1 count sync before
+/// maintenance, and stopping the subscriber before the backend closes.
+#[async_trait]
+impl Operations for CachedBackend {
+    fn inner(&self) -> Option<&dyn Operations> {
+        Some(&*self.inner)
     }
 
     fn cache_stats(&self) -> Option<CacheStats> {

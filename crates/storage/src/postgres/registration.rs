@@ -2,7 +2,7 @@
 //! optimistic path that makes the common registration two round trips, or one on a hint.
 //!
 //! # The locked path and its cost
-//! [`register_in`](crate::register::register_in) runs in an explicit transaction: `BEGIN`, the
+//! [`register_in`](crate::sql::register::register_in) runs in an explicit transaction: `BEGIN`, the
 //! subject's advisory lock, the reads the rules decide on, the write, `COMMIT`. Measured under
 //! load, each of those round trips costs PostgreSQL about as much CPU as a whole single-row
 //! insert does under `pgbench` (docs/PERFORMANCE.md, section 3), so their number, not the
@@ -54,9 +54,11 @@ use schema_registry_core::{NewSchema, SchemaId, SchemaVersion, VersionRequest};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{to_i64, version_from_row, PostgresBackend};
-use crate::objects::Placement;
-use crate::register::{plan, InsertRow, Plan, RegistrationReads};
+use super::statements::{find_id, id_and_state};
+use super::PostgresDb;
+use crate::objects::{ObjectTier, Placement};
+use crate::sql::register::{plan, InsertRow, Plan, RegistrationReads};
+use crate::sql::rows::{latest_order, to_i64, version_from_parts, version_of};
 use crate::{Registered, StorageError, StorageResult};
 use async_trait::async_trait;
 use schema_registry_core::{SchemaContent, SchemaReference, SchemaState, Subject};
@@ -280,7 +282,7 @@ impl RegistrationReads for SnapshotReads<'_> {
         subject: &Subject,
         version: &SchemaVersion,
     ) -> StorageResult<bool> {
-        super::version_exists(self.pool, subject, version).await
+        Ok(id_and_state(self.pool, subject, version).await?.is_some())
     }
 
     async fn max_assigned(&mut self, _subject: &Subject) -> StorageResult<Option<SchemaVersion>> {
@@ -291,17 +293,18 @@ impl RegistrationReads for SnapshotReads<'_> {
         &mut self,
         reference: &SchemaReference,
     ) -> StorageResult<Option<(SchemaId, SchemaState)>> {
-        super::resolve(self.pool, reference).await
+        id_and_state(self.pool, &reference.subject, &reference.version).await
     }
 }
 
-impl PostgresBackend {
+impl PostgresDb {
     /// One optimistic try for `new`, whose content stays inline (see the module docs). `None`:
     /// something changed in the subject since the read, and nothing was written.
     pub(super) async fn register_optimistically(
         &self,
         new: &NewSchema,
         placement: &Placement,
+        objects: Option<&ObjectTier>,
     ) -> StorageResult<Option<Registered>> {
         if let Some(registered) = self.register_on_hint(new, placement).await? {
             return Ok(Some(registered));
@@ -315,10 +318,10 @@ impl PostgresBackend {
         let insertion = match plan(&mut reads, new).await? {
             Plan::Existing(id) => {
                 // Read on the primary: the version may have been written a moment ago.
-                let Some(raw) = Self::find_id_row(&self.pool, id).await? else {
+                let Some(raw) = find_id(&self.pool, id).await? else {
                     return Ok(None); // permanently deleted since the read
                 };
-                let record = raw.finish(self.objects()).await?;
+                let record = raw.finish(objects).await?;
                 if record.state == SchemaState::Deleted {
                     return Ok(None); // deleted since the read: no longer identical
                 }
@@ -426,7 +429,7 @@ impl PostgresBackend {
         let revision: Option<i64> = row.try_get("revision")?;
         let max = match revision {
             None => None,
-            Some(_) => Some(crate::row::version_from_parts(
+            Some(_) => Some(version_from_parts(
                 row.try_get("max_major")?,
                 row.try_get("max_minor")?,
                 row.try_get("max_patch")?,
@@ -435,7 +438,7 @@ impl PostgresBackend {
         };
         let identical = match row.try_get::<Option<SchemaId>, _>("id")? {
             None => None,
-            Some(id) => Some((id, version_from_row(&row)?)),
+            Some(id) => Some((id, version_of(&row)?)),
         };
         Ok(SubjectSnapshot {
             revision: revision.unwrap_or(0),

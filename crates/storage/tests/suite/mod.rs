@@ -1,4 +1,4 @@
-//! The `StorageBackend` conformance suite: plain async functions over `Arc<dyn StorageBackend>`,
+//! The `StorageBackend` conformance suite: plain async functions over `Arc<dyn Storage>`,
 //! written once and run against every backend (and, later, every wrapper) by `backends.rs`.
 //! Each function checks one promise of the trait's contract.
 
@@ -10,11 +10,12 @@ use schema_registry_core::{
     SchemaVersion, Subject, VersionRequest,
 };
 use schema_registry_storage::{
-    ConflictReason, NotFound, PointRead, SearchQuery, StorageBackend, StorageError, SubjectQuery,
+    ConflictReason, NotFound, Operations, PointRead, SearchQuery, Storage, StorageBackend,
+    StorageError, SubjectQuery,
 };
 use serde_json::{json, Map, Value};
 
-pub type Backend = Arc<dyn StorageBackend>;
+pub type Backend = Arc<dyn Storage>;
 
 pub fn subject(s: &str) -> Subject {
     Subject::parse(s).expect("valid subject")

@@ -1,6 +1,6 @@
 //! The registration algorithm, written once for every SQL backend.
 //!
-//! Each backend provides the primitive statements ([`WriteTx`]) inside its own transaction; the
+//! Each backend provides the primitive statements ([`WriteStatements`]) inside its own transaction; the
 //! order of the steps and the decisions between them live here, so "idempotent retry",
 //! "auto-assigned versions are never reused" and "references must resolve" mean the same thing
 //! on SQLite and PostgreSQL.
@@ -12,9 +12,9 @@ use schema_registry_core::{
 };
 use uuid::Uuid;
 
+use super::rows::{now, RawRecord};
 use crate::objects::{confirm, ObjectTier, Placement};
-use crate::row::now;
-use crate::{ConflictReason, Registered, StorageError, StorageResult};
+use crate::{NotFound, Registered, StorageError, StorageResult};
 
 /// What a backend writes for one new version.
 pub(crate) struct InsertRow<'a> {
@@ -30,7 +30,7 @@ pub(crate) struct InsertRow<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
-/// The reads registration decides on. A locked transaction ([`WriteTx`]) answers them under the
+/// The reads registration decides on. A locked transaction ([`WriteStatements`]) answers them under the
 /// subject's lock; PostgreSQL's optimistic path answers them from one snapshot and lets its
 /// compare-and-set insert detect anything that changed since (see `postgres::optimistic`).
 #[async_trait]
@@ -58,7 +58,7 @@ pub(crate) trait RegistrationReads: Send {
 
 /// The statements registration needs, run inside one open write transaction.
 #[async_trait]
-pub(crate) trait WriteTx: RegistrationReads {
+pub(crate) trait WriteStatements: RegistrationReads {
     /// Serialises registrations into `subject` until the transaction ends.
     async fn lock_subject(&mut self, subject: &Subject) -> StorageResult<()>;
     /// Serialises writers of one object-store key (registration vs permanent delete) until the
@@ -66,7 +66,8 @@ pub(crate) trait WriteTx: RegistrationReads {
     async fn lock_content(&mut self, key: &str) -> StorageResult<()>;
     /// Inserts the version, its dependency edges, and records the subject's new maximum.
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()>;
-    async fn fetch(&mut self, id: SchemaId) -> StorageResult<SchemaRecord>;
+    /// A row of this transaction's snapshot.
+    async fn fetch_raw(&mut self, id: SchemaId) -> StorageResult<Option<RawRecord>>;
 }
 
 /// What a registration decided, before it writes anything.
@@ -171,7 +172,7 @@ pub(crate) async fn plan<R: RegistrationReads + ?Sized>(
 
 /// Registers `new` inside the caller's transaction, under the subject's lock. The caller
 /// commits.
-pub(crate) async fn register_in<T: WriteTx + ?Sized>(
+pub(crate) async fn register_in<T: WriteStatements + ?Sized>(
     tx: &mut T,
     new: &NewSchema,
     placement: &Placement,
@@ -180,10 +181,14 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
     tx.lock_subject(&new.subject).await?;
     let insertion = match plan(tx, new).await? {
         Plan::Existing(id) => {
+            let raw = tx
+                .fetch_raw(id)
+                .await?
+                .ok_or(StorageError::NotFound(NotFound::Schema(id)))?;
             return Ok(Registered {
-                record: tx.fetch(id).await?,
+                record: raw.finish(objects).await?,
                 created: false,
-            })
+            });
         }
         Plan::Insert(insertion) => insertion,
     };
@@ -197,6 +202,34 @@ pub(crate) async fn register_in<T: WriteTx + ?Sized>(
     let row = insertion.row(new, &placement);
     tx.insert(&row).await?;
     Ok(row.registered())
+}
+
+/// Takes a batch's locks up front, subjects then object keys, each in sorted order, so that two
+/// batches touching the same subjects cannot deadlock on them.
+pub(crate) async fn lock_batch<T: WriteStatements + ?Sized>(
+    tx: &mut T,
+    schemas: &[NewSchema],
+    placements: &[Placement],
+) -> StorageResult<()> {
+    let mut subjects: Vec<&Subject> = schemas.iter().map(|s| &s.subject).collect();
+    subjects.sort();
+    subjects.dedup();
+    let mut keys: Vec<&str> = placements
+        .iter()
+        .filter_map(|p| match p {
+            Placement::Object(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for subject in subjects {
+        tx.lock_subject(subject).await?;
+    }
+    for key in keys {
+        tx.lock_content(key).await?;
+    }
+    Ok(())
 }
 
 impl InsertRow<'_> {
@@ -220,33 +253,4 @@ impl InsertRow<'_> {
             created: true,
         }
     }
-}
-
-/// A live version that references the one being removed: (subject, major, minor, patch, pre),
-/// as the backends' referrer query returns it.
-pub(crate) type Referrer = (String, i64, i64, i64, String);
-
-/// The rules of a permanent delete, written once for every backend: only a soft-deleted version
-/// may go, and not while a version that is not deleted references it (the first such referrer
-/// is named in the message).
-pub(crate) fn ensure_removable(
-    subject: &Subject,
-    version: &SchemaVersion,
-    state: &str,
-    referrer: Option<Referrer>,
-) -> StorageResult<()> {
-    if state != SchemaState::Deleted.as_str() {
-        return Err(StorageError::conflict(
-            ConflictReason::NotSoftDeleted,
-            format!("version {version} of subject {subject} must be soft-deleted before it can be deleted permanently"),
-        ));
-    }
-    if let Some((s, major, minor, patch, pre)) = referrer {
-        let by = crate::row::version_from_parts(major, minor, patch, &pre)?;
-        return Err(StorageError::conflict(
-            ConflictReason::Referenced,
-            format!("version {version} of subject {subject} is referenced by version {by} of subject {s}"),
-        ));
-    }
-    Ok(())
 }
