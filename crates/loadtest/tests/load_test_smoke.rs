@@ -3,9 +3,9 @@
 //! is complete. It asserts nothing about speed.
 
 use clap::Parser;
+use schema_registry_loadtest::{self as loadtest, LoadTestArgs, OpKind, StopReason};
 use schema_registry_server::app::Application;
 use schema_registry_server::config::Settings;
-use schema_registry_server::loadtest::{self, LoadTestArgs, OpKind, StopReason};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
