@@ -9,8 +9,6 @@
 //! - [`objects`]: the object-storage tier for large content (S3, or a local directory).
 //! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
 //! - [`open`](mod@open): picks and opens a backend from a database URL.
-//! - `testing` (feature `test-support`): throwaway PostgreSQL databases, and private
-//!   PostgreSQL, Redis and S3-compatible servers a test may stop and restart.
 //! - `register` (private): the registration algorithm, written once for both SQL backends.
 //! - `row` (private): turning stored rows back into validated records.
 //!
@@ -28,8 +26,6 @@ pub mod postgres;
 mod register;
 mod row;
 pub mod sqlite;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 pub use backend::{
     CacheStats, Page, PointRead, Registered, SearchQuery, StorageBackend, StorageStats,
