@@ -2,8 +2,9 @@
 //! they run against, and private ones a test may stop.
 //!
 //! # Modules
-//! - [`env`]: the shared services' URLs from the environment (`DATABASE_URL`, `REDIS_URL`), the
-//!   panics that say how to provide them, and [`unique_prefix`] to keep tests apart on them.
+//! - [`env`](mod@env): the shared services' URLs from the environment (`DATABASE_URL`,
+//!   `REDIS_URL`), the panics that say how to provide them, and [`unique_prefix`] to keep tests
+//!   apart on them.
 //! - [`postgres`]: [`TestDatabase`], a fresh migrated database per test, copied from a template
 //!   migrated once; [`PrivateCluster`], a PostgreSQL cluster of the test's own (optionally
 //!   with TLS).
