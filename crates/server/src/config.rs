@@ -68,7 +68,9 @@ pub enum Command {
     /// Serve the HTTP API (the default).
     Serve(Box<ServeArgs>),
     /// Drive a running server with a configurable load and report throughput and latency.
-    LoadTest(Box<crate::loadtest::LoadTestArgs>),
+    ///
+    /// Runs llm-schema-registry-load-test from this binary's directory with every argument.
+    LoadTest(crate::load_test::LoadTestArgs),
     /// Apply, inspect or revert database migrations.
     Migrate {
         #[command(subcommand)]

@@ -11,8 +11,8 @@
 //! - [`extract`]: request extractors whose rejections use the API's error format.
 //! - [`metrics`]: Prometheus metrics (`/metrics`), the storage decorator that records them.
 //! - [`telemetry`]: structured logging.
-//! - [`loadtest`]: a load generator that drives a running server over HTTP
-//!   (`examples/load_test.rs`, the `load-test` subcommand).
+//! - [`load_test`]: the `load-test` subcommand, which runs the load generator binary
+//!   `llm-schema-registry-load-test` (crate `llm-schema-registry-loadtest`) found beside this one.
 //!
 //! **Invariant:** only this crate knows HTTP and configuration; it never writes SQL.
 
@@ -21,7 +21,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod extract;
-pub mod loadtest;
+pub mod load_test;
 pub mod metrics;
 pub mod routes;
 pub mod telemetry;

@@ -1,12 +1,12 @@
 //! The `llm-schema-registry` binary: `serve` (the default), `migrate run|info|revert`, and
-//! `load-test` (drives a running server; see `loadtest`).
+//! `load-test` (runs the load generator `llm-schema-registry-load-test`; see `load_test`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use schema_registry_server::app::{shutdown_signal, Application};
 use schema_registry_server::config::{self, Cli, Command, MigrateAction, Settings};
-use schema_registry_server::telemetry;
+use schema_registry_server::{load_test, telemetry};
 use schema_registry_storage::migrate;
 
 /// mimalloc rather than the system allocator: a request allocates and frees many small,
@@ -17,6 +17,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // Another program: no runtime of ours.
+        Some(Command::LoadTest(args)) => return load_test::run(args),
+        _ => cli,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,11 +37,7 @@ fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(*args).await,
             Some(Command::Migrate { action }) => run_migrate(action).await,
-            Some(Command::LoadTest(args)) => {
-                let json = args.json;
-                let report = schema_registry_server::loadtest::run(*args).await?;
-                report.print(json)
-            }
+            Some(Command::LoadTest(_)) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

@@ -30,10 +30,10 @@ use schema_registry_storage::cache::codec::{decode, encode};
 use schema_registry_storage::cache::keys::CacheKey;
 use schema_registry_storage::cache::l1::{L1Options, L1};
 use schema_registry_storage::cache::l2::{L2Options, L2};
-use schema_registry_storage::testing::unique_prefix;
 use schema_registry_storage::{
     CacheOptions, CachedBackend, Operations, SqliteBackend, SqliteOptions, Storage, StorageBackend,
 };
+use schema_registry_testkit::unique_prefix;
 use serde_json::{json, Map, Value};
 use tokio::runtime::Runtime;
 use uuid::Uuid;

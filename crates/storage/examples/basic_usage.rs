@@ -11,7 +11,7 @@ use schema_registry_core::{
     Bump, Limits, NewSchema, SchemaContent, SchemaFormat, SchemaReference, SchemaVersion, Subject,
     VersionRequest,
 };
-use schema_registry_storage::{open, Operations, SearchQuery, StorageOptions, SubjectQuery};
+use schema_registry_storage::{open, SearchQuery, StorageOptions, SubjectQuery};
 use serde_json::json;
 
 #[tokio::main]

@@ -10,8 +10,6 @@
 //! - [`objects`]: the object-storage tier for large content (S3, or a local directory).
 //! - [`migrate`]: the embedded SQL migrations of both dialects and the `migrate` operations.
 //! - [`open`](mod@open): picks and opens a backend from a database URL.
-//! - `testing` (feature `test-support`): throwaway PostgreSQL databases, and private
-//!   PostgreSQL, Redis and S3-compatible servers a test may stop and restart.
 //! - [`sql`]: what both SQL backends share — [`SqlBackend`], the storage traits written once over
 //!   the statements each dialect supplies, with the rules (registration, state changes,
 //!   deletes, reconciliation) and row decoding.
@@ -29,8 +27,6 @@ pub mod open;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 pub use backend::{
     CacheStats, Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend,

@@ -8,11 +8,11 @@ mod suite;
 use std::sync::Arc;
 
 use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
-use schema_registry_storage::testing::{redis_url, s3_test_options, unique_prefix, TestDatabase};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
     Storage,
 };
+use schema_registry_testkit::{redis_url, s3_test_options, unique_prefix, TestDatabase};
 
 /// A backend and what must outlive it.
 struct Fixture {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use schema_registry_core::{
     Bump, NewSchema, SchemaContent, SchemaFormat, SchemaState, Subject, VersionRequest,
 };
-use schema_registry_storage::testing::{redis_url, unique_prefix, PrivateRedis};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, Operations, SqliteBackend, SqliteOptions, Storage, StorageBackend,
 };
+use schema_registry_testkit::{redis_url, unique_prefix, PrivateRedis};
 use serde_json::json;
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Storage>) {

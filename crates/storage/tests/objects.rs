@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use schema_registry_core::{Bump, NewSchema, SchemaContent, SchemaFormat, Subject, VersionRequest};
 use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
-use schema_registry_storage::testing::{s3_options_for, unique_prefix, PrivateS3, TestDatabase};
 use schema_registry_storage::{
     Operations, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions, StorageBackend,
     StorageError,
 };
+use schema_registry_testkit::{s3_options_for, unique_prefix, PrivateS3, TestDatabase};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;

@@ -7,10 +7,10 @@ use schema_registry_core::{Bump, NewSchema, SchemaContent, SchemaFormat, Subject
 use schema_registry_storage::postgres::{
     LIST_VERSIONS, SELECT_BY_ID, SELECT_BY_VERSION, SELECT_LATEST,
 };
-use schema_registry_storage::testing::TestDatabase;
 use schema_registry_storage::{
     migrate, Operations, PostgresBackend, PostgresOptions, SearchQuery, StorageBackend,
 };
+use schema_registry_testkit::TestDatabase;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};
 

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use schema_registry_core::{Bump, NewSchema, SchemaContent, SchemaFormat, Subject, VersionRequest};
-use schema_registry_storage::testing::{PrivateCluster, PrivateRedis, TlsMaterial};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, Operations, PostgresBackend, PostgresOptions, SqliteBackend,
     SqliteOptions, Storage, StorageBackend,
 };
+use schema_registry_testkit::{PrivateCluster, PrivateRedis, TlsMaterial};
 use serde_json::json;
 
 fn schema(n: u32) -> NewSchema {

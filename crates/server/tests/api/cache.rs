@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use schema_registry_storage::testing::{redis_url, unique_prefix, PrivateRedis, TestDatabase};
+use schema_registry_testkit::{redis_url, unique_prefix, PrivateRedis, TestDatabase};
 use serde_json::{json, Value};
 
 use crate::helpers::{ServerProcess, TestApp};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use reqwest::{Response, StatusCode};
 use schema_registry_server::app::Application;
 use schema_registry_server::config::Settings;
-use schema_registry_storage::testing::TestDatabase;
+use schema_registry_testkit::TestDatabase;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -43,8 +43,8 @@ impl TestApp {
         let mut app = Self::start(data_dir, database_url, |s| {
             if backend == Backend::PostgresRedis {
                 if let Some(cache) = s.cache.as_mut() {
-                    cache.redis_url = Some(schema_registry_storage::testing::redis_url());
-                    cache.key_prefix = schema_registry_storage::testing::unique_prefix();
+                    cache.redis_url = Some(schema_registry_testkit::redis_url());
+                    cache.key_prefix = schema_registry_testkit::unique_prefix();
                 }
             }
         })

@@ -207,3 +207,61 @@ fn bad_configuration_fails_fast_with_a_message() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `load-test` runs the `llm-schema-registry-load-test` beside the binary with every argument
+/// and exits with its status; without it, status 2 and how to build it. Checked on a hard link
+/// to the binary in a directory of its own, with a stand-in script for the load generator.
+#[cfg(unix)]
+#[test]
+fn load_test_runs_the_sibling_binary_or_says_how_to_get_it() {
+    // Under the target directory: on the binary's file system, so a hard link works. Links and a
+    // script written by a child process, never a file this (multi-threaded) process has open
+    // for writing, which a concurrent fork could keep open and make unexecutable (ETXTBSY).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tmp");
+    let link = dir.path().join("llm-schema-registry");
+    std::fs::hard_link(env!("CARGO_BIN_EXE_llm-schema-registry"), &link).expect("link the binary");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&link)
+            .arg("load-test")
+            .args(args)
+            .output()
+            .expect("run load-test")
+    };
+
+    let out = run(&["--duration", "1s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("llm-schema-registry-load-test")
+            && stderr.contains("cargo build -p llm-schema-registry-loadtest")
+            && stderr.contains("cargo run --release -p llm-schema-registry-loadtest --"),
+        "{stderr}"
+    );
+
+    let sibling = dir.path().join("llm-schema-registry-load-test");
+    let script = "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\"; done\nexit 7\n";
+    let written = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '%s' \"$1\" >\"$2\" && chmod 755 \"$2\"",
+            "sh",
+            script,
+        ])
+        .arg(&sibling)
+        .status()
+        .expect("write the stand-in");
+    assert!(written.success());
+    let out = run(&[
+        "--help",
+        "--target",
+        "http://h:1",
+        "--mix",
+        "a=1 b",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<--help><--target><http://h:1><--mix><a=1 b><--json>"
+    );
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
-use schema_registry_storage::testing::{s3_test_options, unique_prefix};
+use schema_registry_testkit::{s3_test_options, unique_prefix};
 use serde_json::json;
 
 use crate::helpers::TestApp;

@@ -1,7 +1,7 @@
 //! The object tier through the HTTP API.
 
 use reqwest::StatusCode;
-use schema_registry_storage::testing::{s3_test_options, unique_prefix};
+use schema_registry_testkit::{s3_test_options, unique_prefix};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, Backend, TestApp};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use schema_registry_storage::testing::{PrivateCluster, TestDatabase};
+use schema_registry_testkit::{PrivateCluster, TestDatabase};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, ServerProcess, TestApp};

@@ -10,8 +10,7 @@ use schema_registry_core::{
     SchemaVersion, Subject, VersionRequest,
 };
 use schema_registry_storage::{
-    ConflictReason, NotFound, Operations, PointRead, SearchQuery, Storage, StorageBackend,
-    StorageError, SubjectQuery,
+    ConflictReason, NotFound, PointRead, SearchQuery, Storage, StorageError, SubjectQuery,
 };
 use serde_json::{json, Map, Value};
 

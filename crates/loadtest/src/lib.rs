@@ -1,6 +1,26 @@
-//! A load generator that drives a **running** registry over HTTP
-//! (`cargo run --release --example load_test -- --duration 60s --concurrency 100`, or the
-//! `llm-schema-registry load-test` subcommand).
+//! The load generator of LLM Schema Registry: drives a **running** registry over HTTP and
+//! reports client-observed latency, throughput, errors, the server's cache hit rate during the
+//! run and the client's own CPU use.
+//!
+//! # Modules
+//! - [`args`]: [`LoadTestArgs`] (the flags), the duration and mix parsers.
+//! - [`cli`]: the program behind the `llm-schema-registry-load-test` binary and
+//!   `examples/load_test.rs`: parse the flags, [`run`], print the [`Report`].
+//! - `seed`: registering the data set and listing it back (the catalogue of keys).
+//! - `sampler`: Zipf/uniform key sampling over keys in popularity order.
+//! - `worker`: the workers, per-task statistics and their merge.
+//! - `report`: [`Report`] and its table; `cpu`: `/proc/self/stat`; `http`: client, probe, stats;
+//!   `progress`: the indicatif bars.
+//!
+//! Beside them, `examples/bare_axum.rs` is the HTTP ceiling of `docs/PERFORMANCE.md`: a bare axum
+//! server that answers one route with the bytes and headers of a real record.
+//!
+//! # Running it
+//! - `cargo run --release -p llm-schema-registry-loadtest -- --duration 60s --concurrency 100`
+//!   (the `llm-schema-registry-load-test` binary; `--help` lists every flag);
+//! - `cargo run --release --example load_test -- …`, the same program as an example;
+//! - `llm-schema-registry load-test …`, which runs the `llm-schema-registry-load-test` binary
+//!   found in the server binary's directory.
 //!
 //! # What it measures
 //! Client-observed latency (p50/p95/p99/max, per operation kind: fetch by id, `latest`, exact
@@ -26,18 +46,11 @@
 //! - Every response body is read to the end, so connections return to the pool and the timing
 //!   covers the whole response.
 //!
-//! # Layout
-//! - [`args`]: [`LoadTestArgs`], the duration and mix parsers.
-//! - `seed`: registering the data set and listing it back (the catalogue of keys).
-//! - `sampler`: Zipf/uniform key sampling over keys in popularity order.
-//! - `worker`: the workers, per-task statistics and their merge.
-//! - `report`: [`Report`] and its table; `cpu`: `/proc/self/stat`; `http`: client, probe, stats;
-//!   `progress`: the indicatif bars.
-//!
-//! Note: `/proc/self/stat` covers the whole process: when the server runs in the same process
-//! (tests), the CPU figure includes it.
+//! Note: `/proc/self/stat` covers the whole process: when a program calls [`run`] with the server
+//! in the same process, the CPU figure includes the server's.
 
 pub mod args;
+pub mod cli;
 mod cpu;
 mod http;
 mod progress;

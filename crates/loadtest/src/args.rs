@@ -10,8 +10,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// The default operation mix: read-heavy, like a registry in production.
 pub const DEFAULT_MIX: &str = "get_by_id=70,get_latest=15,get_by_version=10,search=4,register=1";
 
-/// Options of the load test (`cargo run --example load_test -- --help`, or the
-/// `llm-schema-registry load-test` subcommand).
+/// Options of the load test (`llm-schema-registry-load-test --help`; the same flags for
+/// `cargo run --example load_test --` and `llm-schema-registry load-test`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadTestArgs {
     /// Base URL of the running registry to drive.

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! curl -s -D headers.txt -o body.json http://127.0.0.1:8080/api/v1/schemas/<id>
-//! cargo run --release -p llm-schema-registry-server --example bare_axum -- 127.0.0.1:18090 body.json headers.txt
+//! cargo run --release -p llm-schema-registry-loadtest --example bare_axum -- 127.0.0.1:18090 body.json headers.txt
 //! ```
 //!
 //! The optional header file is what `curl -D` writes. Every header in it except `date`,
