@@ -12,7 +12,8 @@ use schema_registry_storage::{CachedBackend, Storage};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::routes::{app, AppState, Shared};
+use schema_registry_api::native::{app, AppState, Shared};
+use schema_registry_registry::Registry;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,7 @@ impl Application {
             }
         };
         let metrics = if settings.metrics {
-            crate::metrics::install()
+            schema_registry_api::metrics::install()
         } else {
             None
         };
@@ -123,8 +124,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = AppState::new(Shared {
             metrics: self.metrics.clone(),
-            storage: self.storage.clone(),
-            limits: Limits::default(),
+            registry: Registry::new(self.storage.clone(), Limits::default()),
             started: Instant::now(),
         });
         let app = app(state, self.settings.max_body_bytes);
@@ -152,7 +152,7 @@ impl Application {
                 Ok(())
             }
         };
-        // Writes run on their own tasks (see routes::complete); give any still running a moment.
+        // Writes run on their own tasks (see the registry); give any still running a moment.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.storage.close().await;
         tracing::info!("stopped");

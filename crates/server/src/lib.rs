@@ -1,27 +1,21 @@
-//! The HTTP server of LLM Schema Registry.
+//! The composition root of LLM Schema Registry: configuration, the storage stack, and the
+//! `llm-schema-registry` binary.
 //!
 //! # Layout
 //! - [`config`]: flags → environment → config file → defaults, resolved into [`config::Settings`].
 //!   The only module that reads configuration.
-//! - [`app`]: [`app::Application`]: build (open storage, bind) then run until shutdown.
-//! - [`routes`]: the axum router and handlers, one module per resource.
-//! - [`edge`]: what every request passes through once: request id, panic catch, the log line
-//!   of a failed request.
-//! - [`error`]: [`error::ApiError`], the one mapping from errors to status codes and JSON.
-//! - [`extract`]: request extractors whose rejections use the API's error format.
-//! - [`metrics`]: Prometheus metrics (`/metrics`), the storage decorator that records them.
+//! - [`app`]: [`app::Application`]: build (open storage, wrap it in the cache and the metrics
+//!   decorator, bind) then serve the HTTP interfaces of `schema_registry_api` until shutdown.
+//! - [`metrics`]: [`metrics::MeteredBackend`], the storage decorator that times every operation.
 //! - [`telemetry`]: structured logging.
 //! - [`load_test`]: the `load-test` subcommand, which runs the load generator binary
 //!   `llm-schema-registry-load-test` (crate `llm-schema-registry-loadtest`) found beside this one.
 //!
-//! **Invariant:** only this crate knows HTTP and configuration; it never writes SQL.
+//! **Invariant:** only this crate reads configuration and the environment; it never writes SQL
+//! and serves no route of its own.
 
 pub mod app;
 pub mod config;
-pub mod edge;
-pub mod error;
-pub mod extract;
 pub mod load_test;
 pub mod metrics;
-pub mod routes;
 pub mod telemetry;

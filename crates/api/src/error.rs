@@ -1,4 +1,4 @@
-//! The one place that maps errors to HTTP. Every error response has the same shape:
+//! The one place that maps errors to HTTP for the native API. Every error response has the same shape:
 //! `{"error": {"code": "<machine_code>", "message": "<human text>"}}`.
 //!
 //! Client errors carry their own message. Internal errors are sent as a generic message; their
@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schema_registry_core::DomainError;
+use schema_registry_registry::RegistryError;
 use schema_registry_storage::{NotFound, StorageError};
 use serde_json::json;
 
@@ -98,6 +99,17 @@ impl From<StorageError> for ApiError {
                 "stored content failed its integrity check: {cause}"
             )),
             StorageError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Domain(domain) => domain.into(),
+            RegistryError::Invalid { code, message } => ApiError::invalid(code, message),
+            RegistryError::Storage(storage) => storage.into(),
+            RegistryError::Incomplete(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -26,7 +26,7 @@ pub async fn live(State(state): State<AppState>) -> Json<Value> {
 /// Probes the database: `Ok(latency)` or the reason it failed.
 async fn probe(state: &AppState) -> Result<Duration, String> {
     let start = Instant::now();
-    match tokio::time::timeout(PROBE_TIMEOUT, state.storage.health()).await {
+    match tokio::time::timeout(PROBE_TIMEOUT, state.registry.health()).await {
         Ok(Ok(())) => Ok(start.elapsed()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
@@ -47,7 +47,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let kind = state.storage.kind();
+    let kind = state.registry.backend_kind();
     let (status, database) = match probe(&state).await {
         Ok(latency) => (
             StatusCode::OK,
@@ -64,7 +64,7 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     let mut tiers = serde_json::Map::new();
     tiers.insert("database".into(), database);
     let mut degraded = false;
-    for tier in state.storage.tiers() {
+    for tier in state.registry.tiers() {
         degraded |= tier.status == "degraded" || tier.status == "down";
         let mut detail = tier.detail;
         if let Value::Object(d) = &mut detail {
@@ -85,7 +85,7 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
 /// `GET /api/v1/stats`.
 pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     query.reject_unknown(&[])?;
-    let s = state.storage.statistics().await?;
+    let (s, cache) = state.registry.statistics().await?;
     let mut body = json!({
         "schemas": s.schemas,
         "subjects": s.subjects,
@@ -94,7 +94,7 @@ pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResul
         "deleted": s.deleted,
         "bytes": s.bytes,
     });
-    if let (Some(cache), Value::Object(map)) = (state.storage.cache_stats(), &mut body) {
+    if let (Some(cache), Value::Object(map)) = (cache, &mut body) {
         map.insert(
             "cache".into(),
             serde_json::to_value(cache).map_err(crate::error::ApiError::internal)?,

@@ -1,5 +1,5 @@
-//! The HTTP routes. Handlers parse and validate input (through `core`), call the storage
-//! backend, and shape JSON; they hold no state of their own.
+//! The native API: `/api/v1`, the health routes and `/metrics`. Handlers parse the request,
+//! call one [`Registry`] operation, and shape JSON; they hold no state of their own.
 //!
 //! # Layout
 //! - [`subjects`]: registration, version listing and lookup, deletion — everything addressed
@@ -21,8 +21,8 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::routing::MethodRouter;
 use axum::Router;
-use schema_registry_core::Limits;
-use schema_registry_storage::{Storage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use schema_registry_registry::Registry;
+use schema_registry_storage::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use tower::{Layer, ServiceBuilder};
 
 use crate::edge::{Edge, EdgeLayer};
@@ -37,10 +37,9 @@ pub struct AppState(Arc<Shared>);
 
 /// The fields of [`AppState`].
 pub struct Shared {
-    pub storage: Arc<dyn Storage>,
+    pub registry: Registry,
     /// The Prometheus handle; `None` when metrics are off.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub limits: Limits,
     pub started: Instant,
 }
 
@@ -199,14 +198,4 @@ pub(crate) fn page_params(q: &QueryPairs) -> Result<(u32, u64), ApiError> {
         })?
         .unwrap_or(0);
     Ok((limit, offset))
-}
-
-/// Runs a write to completion on its own task, so a client that disconnects mid-request cannot
-/// cancel it half-way; the storage call's own transaction decides the outcome.
-pub(crate) async fn complete<T, F>(write: F) -> Result<T, ApiError>
-where
-    F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::spawn(write).await.map_err(ApiError::internal)?
 }

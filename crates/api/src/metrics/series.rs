@@ -39,7 +39,7 @@ pub(super) fn record_http(route: &'static str, method: &Method, status: u16, ela
 
 /// One finished storage operation: `schema_registry_operations_total{operation,status}` and
 /// `schema_registry_operation_duration_seconds{operation}`.
-pub(super) fn record_operation(operation: &'static str, status: &'static str, elapsed: Duration) {
+pub fn record_operation(operation: &'static str, status: &'static str, elapsed: Duration) {
     OPERATIONS.record((operation, status), elapsed, || {
         let counter = local::counter(
             "schema_registry_operations_total",

@@ -8,12 +8,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schema_registry_core::{EncodedRecord, SchemaId, SchemaState};
-use schema_registry_storage::PointRead;
+use schema_registry_registry::PointRead;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::subjects::set_etag;
-use super::{complete, AppState};
+use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryPairs, Segments};
 
@@ -33,7 +33,7 @@ pub async fn get_schema(
 ) -> ApiResult<Response> {
     query.reject_unknown(&[])?;
     let id = parse_id(&id)?;
-    let encoded = state.storage.get_encoded(PointRead::Id(id)).await?;
+    let encoded = state.registry.get(PointRead::Id(id)).await?;
     Ok(record_response(encoded))
 }
 
@@ -90,7 +90,7 @@ pub async fn get_content(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     query.reject_unknown(&[])?;
-    let record = state.storage.get_by_id(parse_id(&id)?).await?;
+    let record = state.registry.get_by_id(parse_id(&id)?).await?;
     let checksum = record.checksum().to_string();
     let mut response = if matches_etag(&headers, &checksum) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -135,7 +135,7 @@ pub async fn content_url(
         })?
         .unwrap_or(DEFAULT_URL_EXPIRY_SECS);
     let presigned = state
-        .storage
+        .registry
         .presigned_content_url(id, std::time::Duration::from_secs(expires_in))
         .await?;
     Ok(Json(match presigned {
@@ -184,20 +184,7 @@ pub async fn set_state(
     query.reject_unknown(&[])?;
     let id = parse_id(&id)?;
     let new_state: SchemaState = body.state.parse()?;
-    if !new_state.is_settable() {
-        return Err(ApiError::invalid(
-            "invalid_state",
-            "state can be set to active or deprecated; use DELETE to delete",
-        ));
-    }
-    let storage = state.storage.clone();
-    let record = complete(async move {
-        storage
-            .set_state(id, new_state)
-            .await
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let record = state.registry.set_state(id, new_state).await?;
     Ok(Json(
         serde_json::to_value(&record).map_err(ApiError::internal)?,
     ))
@@ -222,11 +209,11 @@ async fn walk(
     let (key, found) = match direction {
         Walk::Dependencies => (
             "dependencies",
-            state.storage.dependencies(id, transitive).await?,
+            state.registry.dependencies(id, transitive).await?,
         ),
         Walk::Dependents => (
             "dependents",
-            state.storage.dependents(id, transitive).await?,
+            state.registry.dependents(id, transitive).await?,
         ),
     };
     Ok(Json(

@@ -4,15 +4,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use schema_registry_core::{
-    Bump, NewSchema, SchemaContent, SchemaFormat, SchemaReference, SchemaState, SchemaVersion,
-    Subject, VersionRequest,
-};
-use schema_registry_storage::{PointRead, StorageError, SubjectQuery};
+use schema_registry_core::{SchemaState, SchemaVersion, Subject};
+use schema_registry_registry::{PointRead, Registration, RegistrationReference};
+use schema_registry_storage::{StorageError, SubjectQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{complete, page_params, AppState};
+use super::{page_params, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryPairs, Segments};
 
@@ -39,6 +37,29 @@ pub struct ReferenceRequest {
     version: String,
 }
 
+impl From<RegisterRequest> for Registration {
+    fn from(r: RegisterRequest) -> Self {
+        Registration {
+            schema: r.schema,
+            format: r.format,
+            version: r.version,
+            bump: r.bump,
+            description: r.description,
+            metadata: r.metadata,
+            tags: r.tags,
+            references: r
+                .references
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| RegistrationReference {
+                    subject: r.subject,
+                    version: r.version,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What a `{version}` path segment names.
 pub(crate) enum VersionSelector {
     Latest,
@@ -53,60 +74,6 @@ pub(crate) fn parse_selector(raw: &str) -> Result<VersionSelector, ApiError> {
     }
 }
 
-fn parse_bump(raw: &str) -> Result<Bump, ApiError> {
-    match raw {
-        "major" => Ok(Bump::Major),
-        "minor" => Ok(Bump::Minor),
-        "patch" => Ok(Bump::Patch),
-        other => Err(ApiError::invalid(
-            "invalid_bump",
-            format!("bump {other:?} is not one of major, minor, patch"),
-        )),
-    }
-}
-
-impl RegisterRequest {
-    fn into_new_schema(self, subject: Subject, state: &AppState) -> ApiResult<NewSchema> {
-        let format: SchemaFormat = match &self.format {
-            Some(f) => f.parse()?,
-            None => SchemaFormat::JsonSchema,
-        };
-        let version = match (&self.version, &self.bump) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "invalid_version",
-                    "give either an explicit version or a bump, not both",
-                ))
-            }
-            (Some(v), None) => VersionRequest::Exact(SchemaVersion::parse(v)?),
-            (None, Some(b)) => VersionRequest::Next(parse_bump(b)?),
-            (None, None) => VersionRequest::Next(Bump::Minor),
-        };
-        let content = SchemaContent::parse(format, &self.schema)?;
-        let references = self
-            .references
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let subject = Subject::parse(r.subject).map_err(|e| {
-                    ApiError::invalid("invalid_reference", format!("reference #{i}: {e}"))
-                })?;
-                let version = SchemaVersion::parse(&r.version).map_err(|e| {
-                    ApiError::invalid("invalid_reference", format!("reference #{i}: {e}"))
-                })?;
-                Ok(SchemaReference { subject, version })
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        let limits = &state.limits;
-        Ok(NewSchema::new(subject, version, content)
-            .with_description(self.description, limits)?
-            .with_metadata(self.metadata.unwrap_or_default(), limits)?
-            .with_tags(self.tags.unwrap_or_default(), limits)?
-            .with_references(references, limits)?)
-    }
-}
-
 pub async fn register(
     State(state): State<AppState>,
     Segments(subject): Segments<String>,
@@ -115,10 +82,7 @@ pub async fn register(
 ) -> ApiResult<Response> {
     query.reject_unknown(&[])?;
     let subject = Subject::parse(subject)?;
-    let new = body.into_new_schema(subject, &state)?;
-    let storage = state.storage.clone();
-    let registered =
-        complete(async move { storage.register(new).await.map_err(ApiError::from) }).await?;
+    let registered = state.registry.register(subject, body.into()).await?;
     let status = if registered.created {
         StatusCode::CREATED
     } else {
@@ -142,7 +106,7 @@ pub async fn list_versions(
     let subject = Subject::parse(subject)?;
     let include_deleted = query.flag("include_deleted")?;
     let versions = state
-        .storage
+        .registry
         .list_versions(&subject, include_deleted)
         .await?;
     Ok(Json(json!({ "versions": versions })))
@@ -156,17 +120,9 @@ pub async fn get_version(
     query.reject_unknown(&["include_deleted"])?;
     let subject = Subject::parse(subject)?;
     let encoded = match parse_selector(&version)? {
-        VersionSelector::Latest => {
-            state
-                .storage
-                .get_encoded(PointRead::Latest(&subject))
-                .await?
-        }
+        VersionSelector::Latest => state.registry.get(PointRead::Latest(&subject)).await?,
         VersionSelector::Exact(v) => {
-            let encoded = state
-                .storage
-                .get_encoded(PointRead::Version(&subject, &v))
-                .await?;
+            let encoded = state.registry.get(PointRead::Version(&subject, &v)).await?;
             if encoded.record.state == SchemaState::Deleted && !query.flag("include_deleted")? {
                 return Err(
                     StorageError::NotFound(schema_registry_storage::NotFound::Version {
@@ -202,16 +158,10 @@ pub async fn delete_version(
         ));
     };
     let permanent = query.flag("permanent")?;
-    let storage = state.storage.clone();
-    let record = complete(async move {
-        let result = if permanent {
-            storage.hard_delete(&subject, &version).await
-        } else {
-            storage.soft_delete(&subject, &version).await
-        };
-        result.map_err(ApiError::from)
-    })
-    .await?;
+    let record = state
+        .registry
+        .delete_version(subject, version, permanent)
+        .await?;
     let mut body = serde_json::to_value(&record).map_err(ApiError::internal)?;
     if let Value::Object(map) = &mut body {
         map.insert("permanent".into(), Value::Bool(permanent));
@@ -226,15 +176,7 @@ pub async fn delete_subject(
 ) -> ApiResult<Json<Value>> {
     query.reject_unknown(&[])?;
     let subject = Subject::parse(subject)?;
-    let storage = state.storage.clone();
-    let name = subject.clone();
-    let deleted = complete(async move {
-        storage
-            .soft_delete_subject(&name)
-            .await
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let deleted = state.registry.delete_subject(subject.clone()).await?;
     let versions: Vec<_> = deleted.into_iter().map(|r| r.version).collect();
     Ok(Json(
         json!({ "subject": subject, "deleted_versions": versions }),
@@ -252,6 +194,6 @@ pub async fn list_subjects(
         limit,
         offset,
     };
-    let page = state.storage.list_subjects(&q).await?;
+    let page = state.registry.list_subjects(&q).await?;
     Ok(Json(json!({ "subjects": page.items, "total": page.total })))
 }

@@ -7,7 +7,7 @@ use schema_registry_storage::SearchQuery;
 use serde_json::{json, Map, Value};
 
 use super::{page_params, AppState};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::QueryPairs;
 
 const KNOWN: &[&str] = &[
@@ -58,13 +58,7 @@ pub async fn search(State(state): State<AppState>, query: QueryPairs) -> ApiResu
         limit,
         offset,
     };
-    if q.text.as_ref().is_some_and(|t| t.len() > 1024) {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            "q is limited to 1024 bytes",
-        ));
-    }
-    let page = state.storage.search(&q).await?;
+    let page = state.registry.search(&q).await?;
     Ok(Json(json!({ "results": page.items, "total": page.total })))
 }
 

@@ -1,0 +1,190 @@
+//! [`Registry`]: one method per operation, over the storage stack.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use schema_registry_core::{
+    EncodedRecord, Limits, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
+    Subject,
+};
+pub use schema_registry_storage::PointRead;
+use schema_registry_storage::{
+    CacheStats, Page, Registered, SearchQuery, Storage, StorageResult, StorageStats, SubjectQuery,
+    SubjectSummary, TierHealth,
+};
+
+use crate::{Registration, RegistryError, RegistryResult};
+
+/// The longest free-text search query, in bytes.
+pub const MAX_SEARCH_TEXT_BYTES: usize = 1024;
+
+/// The registry's operations. Cheap to share: one per process, behind the interfaces.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    limits: Limits,
+}
+
+/// Runs a write to completion on its own task, so a client that disconnects mid-request (which
+/// drops the interface's future) cannot cancel it half-way; the storage call's own transaction
+/// decides the outcome.
+async fn complete<T, F>(write: F) -> RegistryResult<T>
+where
+    F: Future<Output = StorageResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::spawn(write).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(RegistryError::Incomplete(e.to_string())),
+    }
+}
+
+impl Registry {
+    pub fn new(storage: Arc<dyn Storage>, limits: Limits) -> Self {
+        Registry { storage, limits }
+    }
+
+    /// The storage stack underneath (for the operational views: health, tiers, metrics).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Registers `registration` under `subject`: every field checked, then stored.
+    pub async fn register(
+        &self,
+        subject: Subject,
+        registration: Registration,
+    ) -> RegistryResult<Registered> {
+        let new = registration.into_new_schema(subject, &self.limits)?;
+        let storage = self.storage.clone();
+        complete(async move { storage.register(new).await }).await
+    }
+
+    /// A point read, with the record's encodings made once (and shared, when cached).
+    pub async fn get(&self, read: PointRead<'_>) -> RegistryResult<Arc<EncodedRecord>> {
+        Ok(self.storage.get_encoded(read).await?)
+    }
+
+    /// A version by id, whatever its state.
+    pub async fn get_by_id(&self, id: SchemaId) -> RegistryResult<SchemaRecord> {
+        Ok(self.storage.get_by_id(id).await?)
+    }
+
+    pub async fn list_versions(
+        &self,
+        subject: &Subject,
+        include_deleted: bool,
+    ) -> RegistryResult<Vec<SchemaVersion>> {
+        Ok(self.storage.list_versions(subject, include_deleted).await?)
+    }
+
+    pub async fn list_subjects(
+        &self,
+        query: &SubjectQuery,
+    ) -> RegistryResult<Page<SubjectSummary>> {
+        Ok(self.storage.list_subjects(query).await?)
+    }
+
+    /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`].
+    pub async fn search(&self, query: &SearchQuery) -> RegistryResult<Page<SchemaRecord>> {
+        if query
+            .text
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_SEARCH_TEXT_BYTES)
+        {
+            return Err(RegistryError::invalid(
+                "invalid_query",
+                format!("q is limited to {MAX_SEARCH_TEXT_BYTES} bytes"),
+            ));
+        }
+        Ok(self.storage.search(query).await?)
+    }
+
+    /// Sets a version's state: `active` or `deprecated` only (deleting is its own operation).
+    pub async fn set_state(
+        &self,
+        id: SchemaId,
+        state: SchemaState,
+    ) -> RegistryResult<SchemaRecord> {
+        if !state.is_settable() {
+            return Err(RegistryError::invalid(
+                "invalid_state",
+                "state can be set to active or deprecated; use DELETE to delete",
+            ));
+        }
+        let storage = self.storage.clone();
+        complete(async move { storage.set_state(id, state).await }).await
+    }
+
+    /// Deletes a version: soft (hidden, still readable by id) or, once soft-deleted, for good.
+    pub async fn delete_version(
+        &self,
+        subject: Subject,
+        version: SchemaVersion,
+        permanent: bool,
+    ) -> RegistryResult<SchemaRecord> {
+        let storage = self.storage.clone();
+        complete(async move {
+            if permanent {
+                storage.hard_delete(&subject, &version).await
+            } else {
+                storage.soft_delete(&subject, &version).await
+            }
+        })
+        .await
+    }
+
+    /// Soft-deletes every live version of a subject; returns them in ascending order.
+    pub async fn delete_subject(&self, subject: Subject) -> RegistryResult<Vec<SchemaRecord>> {
+        let storage = self.storage.clone();
+        complete(async move { storage.soft_delete_subject(&subject).await }).await
+    }
+
+    pub async fn dependencies(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> RegistryResult<Vec<SchemaSummary>> {
+        Ok(self.storage.dependencies(id, transitive).await?)
+    }
+
+    pub async fn dependents(
+        &self,
+        id: SchemaId,
+        transitive: bool,
+    ) -> RegistryResult<Vec<SchemaSummary>> {
+        Ok(self.storage.dependents(id, transitive).await?)
+    }
+
+    /// A presigned URL for the content of `id` when its tier can sign one (see
+    /// `StorageBackend::presigned_content_url`).
+    pub async fn presigned_content_url(
+        &self,
+        id: SchemaId,
+        expires_in: Duration,
+    ) -> RegistryResult<Option<(url::Url, Duration)>> {
+        Ok(self.storage.presigned_content_url(id, expires_in).await?)
+    }
+
+    /// Counts over everything stored, and the cache's counters when there is a cache.
+    pub async fn statistics(&self) -> RegistryResult<(StorageStats, Option<CacheStats>)> {
+        let stats = self.storage.statistics().await?;
+        Ok((stats, self.storage.cache_stats()))
+    }
+
+    /// The backend is reachable and migrated.
+    pub async fn health(&self) -> StorageResult<()> {
+        self.storage.health().await
+    }
+
+    /// The backend's short name (`sqlite`, `postgres`).
+    pub fn backend_kind(&self) -> &'static str {
+        self.storage.kind()
+    }
+
+    /// Every tier's state besides the database.
+    pub fn tiers(&self) -> Vec<TierHealth> {
+        self.storage.tiers()
+    }
+}
