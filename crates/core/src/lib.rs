@@ -24,8 +24,7 @@ pub use content::SchemaContent;
 pub use error::DomainError;
 pub use format::SchemaFormat;
 pub use record::{
-    EncodedRecord, Limits, NewSchema, SchemaId, SchemaRecord, SchemaReference, SchemaSummary,
-    VersionRequest,
+    Limits, NewSchema, SchemaId, SchemaRecord, SchemaReference, SchemaSummary, VersionRequest,
 };
 pub use state::SchemaState;
 pub use subject::Subject;

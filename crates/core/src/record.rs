@@ -2,8 +2,7 @@
 //! ([`NewSchema`]).
 
 use chrono::{DateTime, Utc};
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -57,61 +56,6 @@ impl SchemaRecord {
     }
     pub fn size_bytes(&self) -> u64 {
         self.content.size_bytes()
-    }
-}
-
-/// The API's JSON shape of a record. `schema` is the document itself for JSON Schema (embedded
-/// as raw JSON, not re-parsed) and a string for Avro and Protobuf, mirroring what was registered.
-impl Serialize for SchemaRecord {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("SchemaRecord", 13)?;
-        s.serialize_field("id", &self.id)?;
-        s.serialize_field("subject", &self.subject)?;
-        s.serialize_field("version", &self.version)?;
-        s.serialize_field("format", &self.format())?;
-        match self.content.as_raw_json() {
-            Some(raw) => s.serialize_field("schema", raw)?,
-            None => s.serialize_field("schema", self.content.text())?,
-        }
-        s.serialize_field("checksum", self.checksum())?;
-        s.serialize_field("state", &self.state)?;
-        s.serialize_field("description", &self.description)?;
-        s.serialize_field("metadata", &self.metadata)?;
-        s.serialize_field("tags", &self.tags)?;
-        s.serialize_field("references", &self.references)?;
-        s.serialize_field("created_at", &self.created_at)?;
-        s.serialize_field("updated_at", &self.updated_at)?;
-        s.serialize_field("size_bytes", &self.size_bytes())?;
-        s.end()
-    }
-}
-
-/// A record together with its API JSON encoding (the [`Serialize`] form above), made once.
-///
-/// Services fetch the same few schemas on every request. Caches hold this pair, so a hot read
-/// neither clones the record nor serialises it again: the HTTP layer sends `json` as it is, from
-/// the shared `Arc<EncodedRecord>` the cache handed out.
-#[derive(Debug, Clone)]
-pub struct EncodedRecord {
-    pub record: SchemaRecord,
-    pub json: bytes::Bytes,
-}
-
-impl EncodedRecord {
-    pub fn encode(record: SchemaRecord) -> Result<Self, serde_json::Error> {
-        let json = serde_json::to_vec(&record)?;
-        Ok(EncodedRecord {
-            record,
-            json: json.into(),
-        })
-    }
-
-    /// Bytes this holds beyond fixed overhead: the content and its encoding. What a cache that
-    /// budgets memory should weigh.
-    pub fn weight_bytes(&self) -> u64 {
-        self.record
-            .size_bytes()
-            .saturating_add(u64::try_from(self.json.len()).unwrap_or(u64::MAX))
     }
 }
 
@@ -347,38 +291,5 @@ mod tests {
                 .map(|n| n.description),
             Ok(None)
         );
-    }
-
-    #[test]
-    fn record_serialises_to_the_api_shape() {
-        let content =
-            SchemaContent::parse(SchemaFormat::JsonSchema, &json!({"type": "string"})).expect("c");
-        let rec = SchemaRecord {
-            id: Uuid::nil(),
-            subject: Subject::parse("s").expect("s"),
-            version: SchemaVersion::initial(),
-            content,
-            state: SchemaState::Active,
-            description: None,
-            metadata: Map::new(),
-            tags: vec!["t".into()],
-            references: vec![],
-            created_at: DateTime::<Utc>::UNIX_EPOCH,
-            updated_at: DateTime::<Utc>::UNIX_EPOCH,
-        };
-        let v = serde_json::to_value(&rec).expect("serialise");
-        assert_eq!(v["schema"], json!({"type": "string"}));
-        assert_eq!(v["version"], json!("1.0.0"));
-        assert_eq!(v["format"], json!("json_schema"));
-        assert_eq!(v["size_bytes"], json!(17));
-        assert_eq!(v["tags"], json!(["t"]));
-
-        let encoded = EncodedRecord::encode(rec.clone()).expect("encode");
-        assert_eq!(
-            encoded.json.as_ref(),
-            serde_json::to_vec(&rec).expect("json")
-        );
-        assert_eq!(encoded.record, rec);
-        assert_eq!(encoded.weight_bytes(), 17 + encoded.json.len() as u64);
     }
 }

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schema_registry_core::{
-    EncodedRecord, Limits, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
-    Subject,
+    Limits, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
 };
 pub use schema_registry_storage::PointRead;
 use schema_registry_storage::{
-    CacheStats, Page, Registered, SearchQuery, Storage, StorageResult, StorageStats, SubjectQuery,
-    SubjectSummary, TierHealth,
+    CacheStats, EncodedRecord, Page, Registered, SearchQuery, Storage, StorageResult, StorageStats,
+    SubjectQuery, SubjectSummary, TierHealth,
 };
 
 use crate::{Registration, RegistryError, RegistryResult};

@@ -70,7 +70,9 @@ impl Application {
                          run a single server, or set REDIS_URL"
                     );
                 }
-                let cached = CachedBackend::new(database, options.clone())?;
+                let mut options = options.clone();
+                options.encodings = vec![&schema_registry_api::native::json::RECORD];
+                let cached = CachedBackend::new(database, options)?;
                 if settings.warm.enabled {
                     cached.warm(settings.warm.size, settings.warm.budget).await;
                 }

@@ -317,7 +317,7 @@ settings! {
         #[arg(long, env = "REDIS_CA_CERT")]
         redis_ca_cert: PathBuf,
         /// L1 (in-process) cache: most entries; 0 disables the cache. The byte budget normally
-        /// binds first; 10000 restores the storage report's sizing.
+        /// binds first; 10000 sizes L1 by count alone.
         #[arg(long, env = "SCHEMA_REGISTRY_CACHE_L1_MAX_ENTRIES")]
         cache_l1_max_entries: u64 = CacheOptions::default().l1_max_entries,
         /// L1 cache: most bytes held (content, its JSON encoding and about 1 KiB of bookkeeping
@@ -647,6 +647,9 @@ impl Settings {
                     "cache_degraded_max_age_secs",
                     cache.cache_degraded_max_age_secs,
                 )?,
+                // Not a setting: `Application::build` adds the encodings of the interfaces it
+                // serves.
+                encodings: Vec::new(),
             })
         };
         let warm = WarmSettings {

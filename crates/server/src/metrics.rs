@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use schema_registry_api::metrics::record_operation;
 use schema_registry_core::{
-    EncodedRecord, NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
-    Subject,
+    NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
 };
 use schema_registry_storage::{
-    Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend, StorageResult,
-    StorageStats, SubjectQuery, SubjectSummary,
+    EncodedRecord, Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend,
+    StorageResult, StorageStats, SubjectQuery, SubjectSummary,
 };
 
 /// Times and counts every storage operation, then delegates.

@@ -23,15 +23,16 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use schema_registry_core::{
-    EncodedRecord, NewSchema, SchemaContent, SchemaFormat, SchemaRecord, SchemaReference,
-    SchemaState, SchemaVersion, Subject, VersionRequest,
+    NewSchema, SchemaContent, SchemaFormat, SchemaRecord, SchemaReference, SchemaState,
+    SchemaVersion, Subject, VersionRequest,
 };
 use schema_registry_storage::cache::codec::{decode, encode};
 use schema_registry_storage::cache::keys::CacheKey;
 use schema_registry_storage::cache::l1::{L1Options, L1};
 use schema_registry_storage::cache::l2::{L2Options, L2};
 use schema_registry_storage::{
-    CacheOptions, CachedBackend, Operations, SqliteBackend, SqliteOptions, Storage, StorageBackend,
+    CacheOptions, CachedBackend, EncodedRecord, Operations, SqliteBackend, SqliteOptions, Storage,
+    StorageBackend,
 };
 use schema_registry_testkit::unique_prefix;
 use serde_json::{json, Map, Value};
@@ -141,7 +142,10 @@ fn id_key(n: u128) -> CacheKey {
 
 /// What `CachedBackend` stores in L1 for `rec`: the record and its JSON, encoded at fill.
 fn encoded(rec: &SchemaRecord) -> Arc<EncodedRecord> {
-    Arc::new(EncodedRecord::encode(rec.clone()).expect("encode"))
+    Arc::new(EncodedRecord::new(
+        rec.clone(),
+        &[&schema_registry_api::native::json::RECORD],
+    ))
 }
 
 /// The report's L1, full: `WARM_ENTRIES` copies of `rec` under distinct id keys, and those keys.
@@ -646,7 +650,7 @@ fn bench_codec(c: &mut Criterion, records: &[(&str, &SchemaRecord)]) {
     let mut group = c.benchmark_group("codec");
     for (label, rec) in records {
         let mp = encode(rec).expect("encode");
-        let js = serde_json::to_vec(rec).expect("json");
+        let js = schema_registry_api::native::json::record_json(rec);
         assert_eq!(decode(&mp).expect("decode").as_ref(), Some(*rec));
         eprintln!(
             "codec size {label}: content {} B, msgpack {} B, json {} B (msgpack/json {:.3})",
@@ -663,7 +667,7 @@ fn bench_codec(c: &mut Criterion, records: &[(&str, &SchemaRecord)]) {
         group.bench_with_input(
             BenchmarkId::new("encode", format!("json-{label}")),
             *rec,
-            |b, r| b.iter(|| serde_json::to_vec(black_box(r)).expect("json")),
+            |b, r| b.iter(|| schema_registry_api::native::json::record_json(black_box(r))),
         );
         group.bench_with_input(
             BenchmarkId::new("decode", format!("msgpack-{label}")),
@@ -719,7 +723,11 @@ fn bench_cached(c: &mut Criterion, rt: &Runtime, rec: &SchemaRecord) {
             .expect("register")
             .record
             .id;
-        let cached = CachedBackend::new(inner.clone(), CacheOptions::default()).expect("cache");
+        let options = CacheOptions {
+            encodings: vec![&schema_registry_api::native::json::RECORD],
+            ..CacheOptions::default()
+        };
+        let cached = CachedBackend::new(inner.clone(), options).expect("cache");
         cached.get_by_id(id).await.expect("fill L1");
         (inner, cached, id)
     });

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use schema_registry_core::{
-    EncodedRecord, NewSchema, SchemaFormat, SchemaId, SchemaRecord, SchemaState, SchemaSummary,
-    SchemaVersion, Subject,
+    NewSchema, SchemaFormat, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
+    Subject,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::StorageResult;
+use crate::{EncodedRecord, StorageResult};
 
 /// The outcome of a registration.
 #[derive(Debug, Clone)]
@@ -194,16 +194,16 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// The version `latest` resolves to (see the contract above).
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord>;
 
-    /// A point read answered with the record's JSON encoding, which is what the HTTP API sends.
-    /// The default makes the plain read and encodes it; the cache tier answers from the
-    /// encoding it made once when it stored the entry, so a hot read serialises nothing.
+    /// A point read answered as an [`EncodedRecord`]. The default makes the plain read and
+    /// encodes nothing (the interface encodes what it sends); the cache tier answers with the
+    /// entry it holds, whose encodings it made once, so a hot read serialises nothing.
     async fn get_encoded(&self, read: PointRead<'_>) -> StorageResult<Arc<EncodedRecord>> {
         let record = match read {
             PointRead::Id(id) => self.get_by_id(id).await?,
             PointRead::Version(subject, version) => self.get_version(subject, version).await?,
             PointRead::Latest(subject) => self.get_latest(subject).await?,
         };
-        encode(record).map(Arc::new)
+        Ok(Arc::new(EncodedRecord::new(record, &[])))
     }
 
     /// The subject's versions in ascending semver order. Not found when there is none to list.
@@ -340,10 +340,3 @@ pub trait Operations: Send + Sync + std::fmt::Debug + 'static {
 pub trait Storage: StorageBackend + Operations {}
 
 impl<T: StorageBackend + Operations> Storage for T {}
-
-/// [`EncodedRecord::encode`] with the storage error type. Encoding our own record type into
-/// memory cannot fail in practice; if it ever did, it is an internal error, not bad input.
-pub(crate) fn encode(record: SchemaRecord) -> StorageResult<EncodedRecord> {
-    EncodedRecord::encode(record)
-        .map_err(|e| crate::StorageError::Internal(format!("encoding a record as JSON: {e}")))
-}

@@ -4,6 +4,8 @@
 //! - [`backend`]: the traits ([`StorageBackend`], the data operations; [`Operations`], the
 //!   operational ones; [`Storage`], both), their query and result types. Start here.
 //! - [`error`]: [`StorageError`], the one error vocabulary every backend translates into.
+//! - [`encoded`]: [`EncodedRecord`], a record with the wire encodings of the interfaces, made
+//!   once; [`Encoding`], how an interface names its shape without storage knowing it.
 //! - [`cache`]: the multi-tier cache (L1 in-process, L2 Redis) as a wrapper around any backend.
 //! - [`sqlite`]: the embedded default backend (one file, no external service).
 //! - [`postgres`]: the production backend.
@@ -20,6 +22,7 @@
 pub mod backend;
 mod background;
 pub mod cache;
+pub mod encoded;
 pub mod error;
 pub mod migrate;
 pub mod objects;
@@ -33,6 +36,7 @@ pub use backend::{
     StorageStats, SubjectQuery, SubjectSummary, TierHealth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use cache::{CacheOptions, CachedBackend};
+pub use encoded::{EncodedRecord, Encoding};
 pub use error::{ConflictReason, NotFound, StorageError, StorageResult};
 pub use open::{open, StorageOptions};
 pub use postgres::{PostgresBackend, PostgresOptions};

@@ -85,7 +85,11 @@ async fn postgres_objects_s3() -> Fixture {
 /// SQLite behind the L1 cache (no Redis).
 async fn cached_sqlite() -> Fixture {
     let f = sqlite().await;
-    let cached = CachedBackend::new(f.backend, CacheOptions::default()).expect("cache");
+    let options = CacheOptions {
+        encodings: vec![&schema_registry_api::native::json::RECORD],
+        ..CacheOptions::default()
+    };
+    let cached = CachedBackend::new(f.backend, options).expect("cache");
     Fixture {
         backend: Arc::new(cached),
         _guard: f._guard,
@@ -98,6 +102,7 @@ async fn cached_postgres_redis() -> Fixture {
     let options = CacheOptions {
         redis_url: Some(redis_url()),
         key_prefix: unique_prefix(),
+        encodings: vec![&schema_registry_api::native::json::RECORD],
         ..CacheOptions::default()
     };
     let cached = CachedBackend::new(f.backend, options).expect("cache");

@@ -436,9 +436,9 @@ async fn redis_auth() {
 /// report's 10,000 entries, and the per-entry allowance counts against the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_l1_is_bounded_by_memory_not_by_a_count() {
-    use schema_registry_core::EncodedRecord;
     use schema_registry_storage::cache::keys::CacheKey;
     use schema_registry_storage::cache::l1::{L1Options, ENTRY_OVERHEAD_BYTES, L1};
+    use schema_registry_storage::EncodedRecord;
 
     /// Fills `n` id keys with copies of `encoded`, then lets moka settle its counts.
     async fn fill_ids(l1: &L1, encoded: &Arc<EncodedRecord>, n: u128) {
@@ -456,7 +456,10 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
         .await
         .expect("register")
         .record;
-    let encoded = Arc::new(EncodedRecord::encode(rec).expect("encode"));
+    let encoded = Arc::new(EncodedRecord::new(
+        rec,
+        &[&schema_registry_api::native::json::RECORD],
+    ));
     let l1 = L1::new(&CacheOptions::default().l1_options());
     let room = l1.capacity_for(&encoded);
     assert!(

@@ -6,9 +6,11 @@
 //!   by subject name.
 //! - [`schemas`]: everything addressed by schema id: record, raw content, state, dependencies.
 //! - [`search`]: `GET /api/v1/search`.
+//! - [`json`]: the native JSON shape of a record, and the encoding the cache makes of it.
 //! - [`health`]: liveness, readiness, per-tier storage health, and `/api/v1/stats`.
 
 pub mod health;
+pub mod json;
 pub mod schemas;
 pub mod search;
 pub mod subjects;

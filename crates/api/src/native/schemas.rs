@@ -7,11 +7,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use schema_registry_core::{EncodedRecord, SchemaId, SchemaState};
+use schema_registry_core::{SchemaId, SchemaState};
 use schema_registry_registry::PointRead;
+use schema_registry_storage::EncodedRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::json::{self, RecordJson};
 use super::subjects::set_etag;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -37,8 +39,8 @@ pub async fn get_schema(
     Ok(record_response(encoded))
 }
 
-/// A record as JSON, from the encoding the storage stack made once (see `EncodedRecord`), with
-/// its checksum as `ETag`.
+/// A record as JSON, from the encoding the cache made once (see `EncodedRecord`) or, for an
+/// uncached read, encoded now; with its checksum as `ETag`.
 ///
 /// The body owns the `Arc` it was given: a cached record's bytes are sent without copying them
 /// and without another reference count on them (every reader of a hot record, on every core,
@@ -54,17 +56,23 @@ pub(crate) fn record_response(encoded: Arc<EncodedRecord>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     set_etag(&mut headers, encoded.record.checksum());
-    let mut response = Response::new(Body::from(Bytes::from_owner(JsonOf(encoded))));
+    let body = if encoded.encoding(&json::RECORD).is_some() {
+        Body::from(Bytes::from_owner(JsonOf(encoded)))
+    } else {
+        Body::from(json::record_json(&encoded.record))
+    };
+    let mut response = Response::new(body);
     *response.headers_mut() = headers;
     response
 }
 
-/// The JSON bytes of a shared [`EncodedRecord`], as the owner of a `Bytes`.
+/// The native JSON bytes of a shared [`EncodedRecord`] that holds them, as the owner of a
+/// `Bytes`.
 struct JsonOf(Arc<EncodedRecord>);
 
 impl AsRef<[u8]> for JsonOf {
     fn as_ref(&self) -> &[u8] {
-        &self.0.json
+        self.0.encoding(&json::RECORD).map_or(&[], |b| b.as_ref())
     }
 }
 
@@ -186,7 +194,7 @@ pub async fn set_state(
     let new_state: SchemaState = body.state.parse()?;
     let record = state.registry.set_state(id, new_state).await?;
     Ok(Json(
-        serde_json::to_value(&record).map_err(ApiError::internal)?,
+        serde_json::to_value(RecordJson(&record)).map_err(ApiError::internal)?,
     ))
 }
 

@@ -59,7 +59,9 @@ pub async fn search(State(state): State<AppState>, query: QueryPairs) -> ApiResu
         offset,
     };
     let page = state.registry.search(&q).await?;
-    Ok(Json(json!({ "results": page.items, "total": page.total })))
+    Ok(Json(
+        json!({ "results": super::json::records(&page.items), "total": page.total }),
+    ))
 }
 
 #[cfg(test)]

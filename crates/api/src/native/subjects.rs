@@ -10,6 +10,7 @@ use schema_registry_storage::{StorageError, SubjectQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::json::RecordJson;
 use super::{page_params, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryPairs, Segments};
@@ -88,7 +89,7 @@ pub async fn register(
     } else {
         StatusCode::OK
     };
-    let mut response = (status, Json(&registered.record)).into_response();
+    let mut response = (status, Json(RecordJson(&registered.record))).into_response();
     if let Ok(location) =
         HeaderValue::from_str(&format!("/api/v1/schemas/{}", registered.record.id))
     {
@@ -162,7 +163,7 @@ pub async fn delete_version(
         .registry
         .delete_version(subject, version, permanent)
         .await?;
-    let mut body = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(RecordJson(&record)).map_err(ApiError::internal)?;
     if let Value::Object(map) = &mut body {
         map.insert("permanent".into(), Value::Bool(permanent));
     }

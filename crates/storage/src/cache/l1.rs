@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::EncodedRecord;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
-use schema_registry_core::EncodedRecord;
 
 use super::keys::{CacheKey, EpochKey};
 

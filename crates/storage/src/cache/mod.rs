@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use schema_registry_core::{
-    EncodedRecord, NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion,
-    Subject,
+    NewSchema, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
 };
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -39,10 +38,9 @@ use tokio::task::JoinHandle;
 use self::keys::{CacheKey, Invalidation};
 use self::l1::{L1Options, L1};
 use self::l2::{L2Options, L2};
-use crate::backend::encode;
 use crate::{
-    CacheStats, Operations, Page, PointRead, Registered, SearchQuery, Storage, StorageBackend,
-    StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, EncodedRecord, Encoding, Operations, Page, PointRead, Registered, SearchQuery,
+    Storage, StorageBackend, StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 /// Cache configuration. Defaults are the storage report's, except that L1 is bounded by memory
@@ -66,6 +64,10 @@ pub struct CacheOptions {
     /// While invalidations from other servers may be missed, L1 entries older than this are
     /// not served.
     pub degraded_max_age: Duration,
+    /// The wire encodings each entry holds, made once when it is filled: one per interface the
+    /// server runs. An interface asks for its own with `EncodedRecord::encoding` and encodes
+    /// the record itself when the entry lacks it.
+    pub encodings: Vec<&'static Encoding>,
 }
 
 impl Default for CacheOptions {
@@ -83,6 +85,7 @@ impl Default for CacheOptions {
             breaker_threshold: 3,
             breaker_cooldown: Duration::from_secs(5),
             degraded_max_age: Duration::from_secs(5),
+            encodings: Vec::new(),
         }
     }
 }
@@ -114,6 +117,8 @@ pub struct CachedBackend {
     l2: Option<Arc<L2>>,
     counters: Counters,
     degraded_max_age: Duration,
+    /// What each entry holds besides the record (see `CacheOptions::encodings`).
+    encodings: Vec<&'static Encoding>,
     subscriber: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -143,6 +148,7 @@ impl CachedBackend {
             l2,
             counters: Counters::default(),
             degraded_max_age: options.degraded_max_age,
+            encodings: options.encodings,
             subscriber: Mutex::new(subscriber),
         })
     }
@@ -203,7 +209,7 @@ impl CachedBackend {
                 continue;
             };
             self.l1
-                .fill(key.clone(), Arc::new(encode(record.clone())?), *epoch)
+                .fill(key.clone(), Arc::new(self.encode(record.clone())), *epoch)
                 .await;
             if let Some(e) = l2_epochs.as_ref().and_then(|es| es.get(i)) {
                 l2_entries.push((key.clone(), record.clone(), e.clone()));
@@ -251,7 +257,7 @@ impl CachedBackend {
                         Some(record) => {
                             self.counters.l2_hits.fetch_add(1, Ordering::Relaxed);
                             self.inner.note_access(record.id, started.elapsed());
-                            let encoded = Arc::new(encode(record)?);
+                            let encoded = Arc::new(self.encode(record));
                             self.l1.fill(key, encoded.clone(), l1_epoch).await;
                             return Ok(encoded);
                         }
@@ -268,7 +274,7 @@ impl CachedBackend {
                 tracing::debug!(error = %e, "L2 fill failed");
             }
         }
-        let encoded = Arc::new(encode(record)?);
+        let encoded = Arc::new(self.encode(record));
         self.l1.fill(key, encoded.clone(), l1_epoch).await;
         Ok(encoded)
     }
@@ -316,6 +322,11 @@ impl CachedBackend {
         if let Some(l2) = &self.l2 {
             l2.invalidate(invalidation).await;
         }
+    }
+
+    /// The entry for `record`, with its encodings.
+    fn encode(&self, record: SchemaRecord) -> EncodedRecord {
+        EncodedRecord::new(record, &self.encodings)
     }
 
     /// Exact entry counts (moka counts lazily).
