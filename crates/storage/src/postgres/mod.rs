@@ -25,15 +25,21 @@
 //!
 //! # Layout
 //! - this file: options, opening, and the reads ([`Database`] for [`PostgresDb`]);
-//! - `statements`: the locked write transaction's statements;
+//! - `queries`: the SQL text of the statements both dialects share (their code is
+//!   `sql::shared`'s);
+//! - `statements`: the locked write transaction, and the statements that are PostgreSQL's
+//!   alone;
 //! - `registration`: the one-statement insert and the optimistic path;
 //! - `search`: the search statement builder;
 //! - `maintenance`: the access-log flush and the materialized-view refresh.
 
 mod maintenance;
+mod queries;
 mod registration;
 mod search;
 mod statements;
+
+pub use queries::{LIST_VERSIONS, SELECT_BY_ID, SELECT_BY_VERSION, SELECT_LATEST};
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -41,23 +47,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use schema_registry_core::{
-    DomainError, NewSchema, SchemaId, SchemaSummary, SchemaVersion, Subject,
-};
+use schema_registry_core::{DomainError, NewSchema, SchemaId};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use crate::objects::{ObjectTier, Placement};
-use crate::sql::rows::{
-    common_columns, latest_order, record_columns, statistics_of, subject_summary_of, to_i64,
-    to_u64, version_of, Columns, PendingRow, RawRecord, RawSummary, MAX_WALK_DEPTH,
-};
-use crate::sql::{Database, SqlBackend, Walk};
-use crate::{
-    migrate, Page, Registered, SearchQuery, StorageError, StorageResult, StorageStats,
-    SubjectQuery, SubjectSummary,
-};
+use crate::sql::rows::{common_columns, Columns, RawRecord};
+use crate::sql::{Database, SqlBackend};
+use crate::{migrate, Page, Registered, SearchQuery, StorageError, StorageResult};
 
 pub use maintenance::MaintenanceOptions;
 use statements::PgWriteTx;
@@ -125,56 +123,6 @@ impl Columns for PgRow {
         Ok(self.try_get(col)?)
     }
 }
-
-/// The point reads, public so that tests can check the plans PostgreSQL makes of them.
-pub const SELECT_BY_ID: &str = concat!(
-    "SELECT ",
-    record_columns!("content_text"),
-    " FROM schemas WHERE id = $1"
-);
-pub const SELECT_BY_VERSION: &str = concat!(
-    "SELECT ",
-    record_columns!("content_text"),
-    " FROM schemas WHERE subject = $1 AND major = $2 AND minor = $3 AND patch = $4 AND pre = $5"
-);
-pub const SELECT_LATEST: &str = concat!(
-    "SELECT ",
-    record_columns!("content_text"),
-    " FROM schemas WHERE subject = $1 AND state <> 'deleted' ORDER BY ",
-    latest_order!(),
-    " LIMIT 1"
-);
-
-/// A subject's versions in precedence order. Parameters: subject, include_deleted.
-pub const LIST_VERSIONS: &str = "SELECT major, minor, patch, pre FROM schemas
-     WHERE subject = $1 AND ($2 OR state <> 'deleted')
-     ORDER BY major, minor, patch, pre_key";
-
-/// A dependency walk: from the rows whose `$start` column is the schema asked about, follow
-/// `$next`; once (direct) or until no new version appears (transitive, `$2`), bounded by depth.
-/// `UNION` drops repeated (id, depth) pairs; `shortest` keeps each version once, at its
-/// shortest depth.
-macro_rules! walk_sql {
-    ($start:literal, $next:literal) => {
-        concat!(
-            "WITH RECURSIVE walk(id, depth) AS (
-                SELECT ", $next, ", 1 FROM schema_dependencies WHERE ", $start, " = $1
-                UNION
-                SELECT d.", $next, ", w.depth + 1
-                FROM schema_dependencies d JOIN walk w ON d.", $start, " = w.id
-                WHERE $2 AND w.depth < $3
-            ), shortest AS (
-                SELECT id, min(depth) AS depth FROM walk GROUP BY id
-            )
-            SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, w.depth::bigint AS depth
-            FROM shortest w JOIN schemas s ON s.id = w.id
-            ORDER BY w.depth, s.subject, s.major, s.minor, s.patch, s.pre_key"
-        )
-    };
-}
-
-const DEPENDENCIES: &str = walk_sql!("schema_id", "depends_on_id");
-const DEPENDENTS: &str = walk_sql!("depends_on_id", "schema_id");
 
 fn connect_options(url: &str) -> StorageResult<PgConnectOptions> {
     PgConnectOptions::from_str(url).map_err(|e| {
@@ -288,169 +236,8 @@ impl Database for PostgresDb {
         Ok(PgWriteTx::new(self.pool.begin().await?))
     }
 
-    async fn by_id(&self, id: SchemaId) -> StorageResult<Option<RawRecord>> {
-        statements::find_id(&self.reader, id).await
-    }
-
-    async fn by_version(
-        &self,
-        subject: &Subject,
-        version: &SchemaVersion,
-    ) -> StorageResult<Option<RawRecord>> {
-        statements::find_version(&self.reader, subject, version).await
-    }
-
-    async fn latest(&self, subject: &Subject) -> StorageResult<Option<RawRecord>> {
-        let row = sqlx::query(SELECT_LATEST)
-            .bind(subject.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(RawRecord::decode).transpose()
-    }
-
-    async fn versions(
-        &self,
-        subject: &Subject,
-        include_deleted: bool,
-    ) -> StorageResult<Vec<SchemaVersion>> {
-        let rows = sqlx::query(LIST_VERSIONS)
-            .bind(subject.as_str())
-            .bind(include_deleted)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(version_of).collect()
-    }
-
-    async fn subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>> {
-        // Walks the small `subjects` table in name order and probes the live-version index per
-        // subject, so a page costs O(limit) index lookups whatever the total number of versions.
-        let pattern = query
-            .prefix
-            .as_deref()
-            .map(|p| format!("{}%", search::escape_like(p)));
-        let rows = sqlx::query(concat!(
-            "SELECT sub.subject, l.major, l.minor, l.patch, l.pre, c.version_count
-             FROM subjects sub
-             CROSS JOIN LATERAL (
-                 SELECT major, minor, patch, pre FROM schemas s
-                 WHERE s.subject = sub.subject AND s.state <> 'deleted'
-                 ORDER BY ",
-            latest_order!(),
-            " LIMIT 1
-             ) l
-             CROSS JOIN LATERAL (
-                 SELECT count(*) AS version_count FROM schemas s
-                 WHERE s.subject = sub.subject AND s.state <> 'deleted'
-             ) c
-             WHERE ($1::text IS NULL OR sub.subject LIKE $1)
-             ORDER BY sub.subject
-             LIMIT $2 OFFSET $3"
-        ))
-        .bind(pattern.as_deref())
-        .bind(i64::from(query.limit))
-        .bind(to_i64(query.offset))
-        .fetch_all(&self.reader)
-        .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM subjects sub
-             WHERE ($1::text IS NULL OR sub.subject LIKE $1)
-               AND EXISTS (SELECT 1 FROM schemas s WHERE s.subject = sub.subject AND s.state <> 'deleted')",
-        )
-        .bind(pattern.as_deref())
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(Page {
-            items: rows
-                .iter()
-                .map(subject_summary_of)
-                .collect::<StorageResult<_>>()?,
-            total: to_u64(total),
-        })
-    }
-
     async fn search(&self, query: &SearchQuery) -> StorageResult<Page<RawRecord>> {
         search::search(&self.reader, query).await
-    }
-
-    async fn exists(&self, id: SchemaId) -> StorageResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM schemas WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn walk(
-        &self,
-        walk: Walk,
-        id: SchemaId,
-        transitive: bool,
-    ) -> StorageResult<Vec<SchemaSummary>> {
-        let sql = match walk {
-            Walk::Dependencies => DEPENDENCIES,
-            Walk::Dependents => DEPENDENTS,
-        };
-        let rows = sqlx::query(sql)
-            .bind(id)
-            .bind(transitive)
-            .bind(MAX_WALK_DEPTH)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(RawSummary::decode).collect()
-    }
-
-    async fn statistics(&self) -> StorageResult<StorageStats> {
-        let row = sqlx::query(
-            "SELECT count(*) AS schemas,
-                    count(*) FILTER (WHERE state = 'active') AS active,
-                    count(*) FILTER (WHERE state = 'deprecated') AS deprecated,
-                    count(*) FILTER (WHERE state = 'deleted') AS deleted,
-                    coalesce(sum(size_bytes), 0)::bigint AS bytes,
-                    (SELECT count(DISTINCT subject) FROM schemas WHERE state <> 'deleted') AS subjects
-             FROM schemas",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        statistics_of(&row)
-    }
-
-    async fn popular(&self, limit: u32) -> StorageResult<Vec<RawRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            "s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content_text, s.content_location, s.checksum, s.state, s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at",
-            " FROM popular_schemas p JOIN schemas s ON s.id = p.schema_id
-              WHERE s.state <> 'deleted'
-              ORDER BY p.access_count DESC, p.schema_id LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        RawRecord::decode_all(&rows)
-    }
-
-    async fn content_location(&self, id: SchemaId) -> StorageResult<Option<Option<String>>> {
-        Ok(
-            sqlx::query_scalar("SELECT content_location FROM schemas WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
-    async fn pending(&self, limit: u32) -> StorageResult<Vec<PendingRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, format, content_text, checksum FROM schemas WHERE content_pending LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn count_pending(&self) -> StorageResult<u64> {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM schemas WHERE content_pending")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(to_u64(left))
     }
 
     fn record_access(&self, id: SchemaId, latency: Duration) {

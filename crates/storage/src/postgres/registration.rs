@@ -51,14 +51,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use schema_registry_core::{NewSchema, SchemaId, SchemaVersion, VersionRequest};
-use serde_json::Value;
 use sqlx::Row;
 
 use super::statements::{find_id, id_and_state};
-use super::PostgresDb;
+use super::{queries, PostgresDb};
 use crate::objects::{ObjectTier, Placement};
 use crate::sql::register::{plan, InsertRow, Plan, RegistrationReads};
-use crate::sql::rows::{latest_order, to_i64, version_from_parts, version_of};
+use crate::sql::rows::{latest_order, version_from_parts, version_of};
 use crate::{Registered, StorageError, StorageResult};
 use async_trait::async_trait;
 use schema_registry_core::{SchemaContent, SchemaReference, SchemaState, Subject};
@@ -165,7 +164,7 @@ where
         .collect();
     // Data-modifying CTEs run exactly once and see one snapshot; the foreign keys are checked
     // at the end of the statement, when the subject and version rows exist.
-    let inserted = sqlx::query(
+    let insert = sqlx::query(
         "WITH may_write AS (
                  SELECT ($23::bigint IS NULL OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
                     AND ($23::bigint IS NULL OR $23 = 0
@@ -202,45 +201,22 @@ where
              ON CONFLICT DO NOTHING
          )
          SELECT count(*) FROM version_row",
-    )
-    .bind(row.id)
-    .bind(new.subject.as_str())
-    .bind(row.version.major())
-    .bind(row.version.minor())
-    .bind(row.version.patch())
-    .bind(row.version.pre())
-    .bind(row.version.pre_key())
-    .bind(new.content.format().as_str())
-    .bind(match row.placement {
-        Placement::Object(_) => None,
-        Placement::Inline | Placement::InlinePending => Some(new.content.text()),
-    })
-    .bind(new.content.checksum())
-    .bind(to_i64(new.content.size_bytes()))
-    .bind(new.description.as_deref())
-    .bind(Value::Object(new.metadata.clone()))
-    .bind(&new.tags)
-    .bind(serde_json::to_value(&new.references).unwrap_or(Value::Array(Vec::new())))
-    .bind(row.now)
-    .bind(match row.placement {
-        Placement::Object(key) => Some(key.as_str()),
-        _ => None,
-    })
-    .bind(matches!(row.placement, Placement::InlinePending))
-    .bind(row.new_max.major())
-    .bind(row.new_max.minor())
-    .bind(row.new_max.patch())
-    .bind(row.new_max.pre())
-    .bind(expected_revision)
-    .bind(row.depends_on)
-    .bind(&positions)
-    .bind(hinted_max.is_some())
-    .bind(hinted_max.map(SchemaVersion::major))
-    .bind(hinted_max.map(SchemaVersion::minor))
-    .bind(hinted_max.map(SchemaVersion::patch))
-    .bind(hinted_max.map(SchemaVersion::pre))
-    .fetch_one(executor)
-    .await;
+    );
+    let inserted = crate::sql::shared::bind_version_row!(insert, row, queries)
+        .bind(row.new_max.major())
+        .bind(row.new_max.minor())
+        .bind(row.new_max.patch())
+        .bind(row.new_max.pre())
+        .bind(expected_revision)
+        .bind(row.depends_on)
+        .bind(&positions)
+        .bind(hinted_max.is_some())
+        .bind(hinted_max.map(SchemaVersion::major))
+        .bind(hinted_max.map(SchemaVersion::minor))
+        .bind(hinted_max.map(SchemaVersion::patch))
+        .bind(hinted_max.map(SchemaVersion::pre))
+        .fetch_one(executor)
+        .await;
     match inserted {
         Ok(r) => Ok(r.try_get::<i64, _>(0)? == 1),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {

@@ -11,6 +11,8 @@
 //! - [`reconcile`]: moving content kept inline while the object store was down, and releasing
 //!   an object after a permanent delete;
 //! - [`rows`]: decoding stored rows into validated records.
+//! - [`shared`]: the code of the statements both dialects share, written once over each
+//!   dialect's SQL text.
 //!
 //! **Invariant:** a dialect module holds statements and connection handling, never a rule. Where
 //! the databases need different guards for the same rule (PostgreSQL's row locks and advisory
@@ -20,6 +22,7 @@ pub(crate) mod lifecycle;
 mod reconcile;
 pub(crate) mod register;
 pub(crate) mod rows;
+pub(crate) mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +56,8 @@ pub(crate) enum Walk {
 /// of the other writes. Dropping it without [`WriteTx::commit`] rolls back.
 #[async_trait]
 pub(crate) trait WriteTx: WriteStatements {
+    /// A row of this transaction's snapshot.
+    async fn fetch_raw(&mut self, id: SchemaId) -> StorageResult<Option<RawRecord>>;
     /// The state of `id`, locked against concurrent changes until the transaction ends.
     async fn state_for_update(&mut self, id: SchemaId) -> StorageResult<Option<String>>;
     async fn update_state(
@@ -94,16 +99,9 @@ pub(crate) trait WriteTx: WriteStatements {
         Self: Sized;
 }
 
-/// A dialect: its reads, how it opens a write transaction, and its background work.
+/// The reads of a dialect, on its read pool (see `shared` for their code).
 #[async_trait]
-pub(crate) trait Database: Send + Sync + std::fmt::Debug + 'static {
-    type Tx: WriteTx + Send;
-
-    /// Short name for logs and health output.
-    const KIND: &'static str;
-
-    async fn begin_write(&self) -> StorageResult<Self::Tx>;
-
+pub(crate) trait Reads {
     async fn by_id(&self, id: SchemaId) -> StorageResult<Option<RawRecord>>;
     async fn by_version(
         &self,
@@ -119,7 +117,6 @@ pub(crate) trait Database: Send + Sync + std::fmt::Debug + 'static {
         include_deleted: bool,
     ) -> StorageResult<Vec<SchemaVersion>>;
     async fn subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>>;
-    async fn search(&self, query: &SearchQuery) -> StorageResult<Page<RawRecord>>;
     async fn exists(&self, id: SchemaId) -> StorageResult<bool>;
     /// One walk from `id` (which exists), ordered by depth, then subject and version.
     async fn walk(
@@ -136,6 +133,19 @@ pub(crate) trait Database: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` rows whose content waits for the object store.
     async fn pending(&self, limit: u32) -> StorageResult<Vec<PendingRow>>;
     async fn count_pending(&self) -> StorageResult<u64>;
+}
+
+/// A dialect: its reads, how it opens a write transaction, its search, and its background work.
+#[async_trait]
+pub(crate) trait Database: Reads + Send + Sync + std::fmt::Debug + 'static {
+    type Tx: WriteTx + Send;
+
+    /// Short name for logs and health output.
+    const KIND: &'static str;
+
+    async fn begin_write(&self) -> StorageResult<Self::Tx>;
+
+    async fn search(&self, query: &SearchQuery) -> StorageResult<Page<RawRecord>>;
 
     /// Counts a read for the access log (buffered, never blocks).
     fn record_access(&self, id: SchemaId, latency: Duration);

@@ -12,7 +12,7 @@ use schema_registry_core::{
 };
 use uuid::Uuid;
 
-use super::rows::{now, RawRecord};
+use super::rows::now;
 use crate::objects::{confirm, ObjectTier, Placement};
 use crate::{NotFound, Registered, StorageError, StorageResult};
 
@@ -66,8 +66,6 @@ pub(crate) trait WriteStatements: RegistrationReads {
     async fn lock_content(&mut self, key: &str) -> StorageResult<()>;
     /// Inserts the version, its dependency edges, and records the subject's new maximum.
     async fn insert(&mut self, row: &InsertRow<'_>) -> StorageResult<()>;
-    /// A row of this transaction's snapshot.
-    async fn fetch_raw(&mut self, id: SchemaId) -> StorageResult<Option<RawRecord>>;
 }
 
 /// What a registration decided, before it writes anything.
@@ -172,7 +170,7 @@ pub(crate) async fn plan<R: RegistrationReads + ?Sized>(
 
 /// Registers `new` inside the caller's transaction, under the subject's lock. The caller
 /// commits.
-pub(crate) async fn register_in<T: WriteStatements + ?Sized>(
+pub(crate) async fn register_in<T: super::WriteTx>(
     tx: &mut T,
     new: &NewSchema,
     placement: &Placement,
@@ -233,6 +231,27 @@ pub(crate) async fn lock_batch<T: WriteStatements + ?Sized>(
 }
 
 impl InsertRow<'_> {
+    /// The document's text when the row holds it (not when it lives in object storage).
+    pub(crate) fn inline_content(&self) -> Option<&str> {
+        match self.placement {
+            Placement::Object(_) => None,
+            Placement::Inline | Placement::InlinePending => Some(self.new.content.text()),
+        }
+    }
+
+    /// The object key when the document lives in object storage.
+    pub(crate) fn object_key(&self) -> Option<&str> {
+        match self.placement {
+            Placement::Object(key) => Some(key.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether the document waits, inline, for the object store to come back.
+    pub(crate) fn pending(&self) -> bool {
+        matches!(self.placement, Placement::InlinePending)
+    }
+
     /// The record this row becomes once committed, as a fresh registration returns it.
     pub(crate) fn registered(&self) -> Registered {
         let new = self.new;

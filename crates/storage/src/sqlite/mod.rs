@@ -15,9 +15,12 @@
 //!
 //! # Layout
 //! - this file: options, opening, and the reads ([`Database`] for [`SqliteDb`]);
-//! - `statements`: the write transaction's statements;
+//! - `queries`: the SQL text of the statements both dialects share (their code is
+//!   `sql::shared`'s);
+//! - `statements`: the write transaction, and the statements that are SQLite's alone;
 //! - `search`: the search statements, one per kind of prefix clause.
 
+mod queries;
 mod search;
 mod statements;
 
@@ -28,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use schema_registry_core::{SchemaId, SchemaSummary, SchemaVersion, Subject};
+use schema_registry_core::SchemaId;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -38,14 +41,9 @@ use sqlx::Row;
 
 use crate::background::{AccessCounter, Periodic};
 use crate::objects::ObjectTier;
-use crate::sql::rows::{
-    common_columns, from_micros, latest_order, record_columns, statistics_of, subject_summary_of,
-    to_i64, to_micros, to_u64, version_of, Columns, PendingRow, RawRecord, RawSummary,
-    MAX_WALK_DEPTH,
-};
-use crate::sql::{Database, SqlBackend, Walk};
-use crate::SubjectSummary;
-use crate::{migrate, Page, SearchQuery, StorageError, StorageResult, StorageStats, SubjectQuery};
+use crate::sql::rows::{common_columns, from_micros, to_micros, Columns, RawRecord};
+use crate::sql::{Database, SqlBackend};
+use crate::{migrate, Page, SearchQuery, StorageError, StorageResult};
 
 use statements::SqliteWriteTx;
 
@@ -102,47 +100,6 @@ impl Columns for SqliteRow {
             .map_err(|e| StorageError::Internal(format!("column {col} is not a string array: {e}")))
     }
 }
-
-const SELECT_BY_ID: &str = concat!(
-    "SELECT ",
-    record_columns!("content"),
-    " FROM schemas WHERE id = ?1"
-);
-const SELECT_BY_VERSION: &str = concat!(
-    "SELECT ",
-    record_columns!("content"),
-    " FROM schemas WHERE subject = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4 AND pre = ?5"
-);
-const SELECT_LATEST: &str = concat!(
-    "SELECT ",
-    record_columns!("content"),
-    " FROM schemas WHERE subject = ?1 AND state <> 'deleted' ORDER BY ",
-    latest_order!(),
-    " LIMIT 1"
-);
-
-/// A dependency walk: from the rows whose `$start` column is the schema asked about, follow
-/// `$next`; once (direct) or until no new version appears (transitive, `?2`), bounded by depth.
-macro_rules! walk_sql {
-    ($start:literal, $next:literal) => {
-        concat!(
-            "WITH RECURSIVE walk(id, depth) AS (
-                SELECT ", $next, ", 1 FROM schema_dependencies WHERE ", $start, " = ?1
-                UNION
-                SELECT d.", $next, ", w.depth + 1
-                FROM schema_dependencies d JOIN walk w ON d.", $start, " = w.id
-                WHERE ?2 AND w.depth < ?3
-            )
-            SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.state, MIN(w.depth) AS depth
-            FROM walk w JOIN schemas s ON s.id = w.id
-            GROUP BY s.id
-            ORDER BY depth, s.subject, s.major, s.minor, s.patch, s.pre_key"
-        )
-    };
-}
-
-const DEPENDENCIES: &str = walk_sql!("schema_id", "depends_on_id");
-const DEPENDENTS: &str = walk_sql!("depends_on_id", "schema_id");
 
 impl SqlBackend<SqliteDb> {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/registry.db`) and
@@ -269,166 +226,8 @@ impl Database for SqliteDb {
         ))
     }
 
-    async fn by_id(&self, id: SchemaId) -> StorageResult<Option<RawRecord>> {
-        let row = sqlx::query(SELECT_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(RawRecord::decode).transpose()
-    }
-
-    async fn by_version(
-        &self,
-        subject: &Subject,
-        version: &SchemaVersion,
-    ) -> StorageResult<Option<RawRecord>> {
-        statements::find_version(&self.reader, subject, version).await
-    }
-
-    async fn latest(&self, subject: &Subject) -> StorageResult<Option<RawRecord>> {
-        let row = sqlx::query(SELECT_LATEST)
-            .bind(subject.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(RawRecord::decode).transpose()
-    }
-
-    async fn versions(
-        &self,
-        subject: &Subject,
-        include_deleted: bool,
-    ) -> StorageResult<Vec<SchemaVersion>> {
-        let rows = sqlx::query(
-            "SELECT major, minor, patch, pre FROM schemas
-             WHERE subject = ?1 AND (?2 OR state <> 'deleted')
-             ORDER BY major, minor, patch, pre_key",
-        )
-        .bind(subject.as_str())
-        .bind(include_deleted)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(version_of).collect()
-    }
-
-    async fn subjects(&self, query: &SubjectQuery) -> StorageResult<Page<SubjectSummary>> {
-        let rows = sqlx::query(concat!(
-            "WITH ranked AS (
-                SELECT subject, major, minor, patch, pre,
-                       ROW_NUMBER() OVER (PARTITION BY subject ORDER BY ",
-            latest_order!(),
-            ") AS rn,
-                       COUNT(*) OVER (PARTITION BY subject) AS version_count
-                FROM schemas
-                WHERE state <> 'deleted' AND (?1 IS NULL OR substr(subject, 1, length(?1)) = ?1)
-             )
-             SELECT subject, major, minor, patch, pre, version_count FROM ranked WHERE rn = 1
-             ORDER BY subject LIMIT ?2 OFFSET ?3"
-        ))
-        .bind(query.prefix.as_deref())
-        .bind(i64::from(query.limit))
-        .bind(to_i64(query.offset))
-        .fetch_all(&self.reader)
-        .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT subject) FROM schemas
-             WHERE state <> 'deleted' AND (?1 IS NULL OR substr(subject, 1, length(?1)) = ?1)",
-        )
-        .bind(query.prefix.as_deref())
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(Page {
-            items: rows
-                .iter()
-                .map(subject_summary_of)
-                .collect::<StorageResult<_>>()?,
-            total: to_u64(total),
-        })
-    }
-
     async fn search(&self, query: &SearchQuery) -> StorageResult<Page<RawRecord>> {
         search::search(&self.reader, query).await
-    }
-
-    async fn exists(&self, id: SchemaId) -> StorageResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM schemas WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn walk(
-        &self,
-        walk: Walk,
-        id: SchemaId,
-        transitive: bool,
-    ) -> StorageResult<Vec<SchemaSummary>> {
-        let sql = match walk {
-            Walk::Dependencies => DEPENDENCIES,
-            Walk::Dependents => DEPENDENTS,
-        };
-        let rows = sqlx::query(sql)
-            .bind(id)
-            .bind(transitive)
-            .bind(i64::from(MAX_WALK_DEPTH))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(RawSummary::decode).collect()
-    }
-
-    async fn statistics(&self) -> StorageResult<StorageStats> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS schemas,
-                    COALESCE(SUM(state = 'active'), 0) AS active,
-                    COALESCE(SUM(state = 'deprecated'), 0) AS deprecated,
-                    COALESCE(SUM(state = 'deleted'), 0) AS deleted,
-                    COALESCE(SUM(size_bytes), 0) AS bytes,
-                    (SELECT COUNT(DISTINCT subject) FROM schemas WHERE state <> 'deleted') AS subjects
-             FROM schemas",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        statistics_of(&row)
-    }
-
-    async fn popular(&self, limit: u32) -> StorageResult<Vec<RawRecord>> {
-        let rows = sqlx::query(
-            "SELECT s.id, s.subject, s.major, s.minor, s.patch, s.pre, s.format, s.content, s.content_location, s.checksum, s.state,
-                    s.description, s.metadata, s.tags, s.refs, s.created_at, s.updated_at
-             FROM schema_access_log l JOIN schemas s ON s.id = l.schema_id
-             WHERE s.state <> 'deleted'
-             ORDER BY l.access_count DESC, l.schema_id LIMIT ?1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        RawRecord::decode_all(&rows)
-    }
-
-    async fn content_location(&self, id: SchemaId) -> StorageResult<Option<Option<String>>> {
-        Ok(
-            sqlx::query_scalar("SELECT content_location FROM schemas WHERE id = ?1")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
-    async fn pending(&self, limit: u32) -> StorageResult<Vec<PendingRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, format, content, checksum FROM schemas WHERE content_pending = 1 LIMIT ?1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await?)
-    }
-
-    async fn count_pending(&self) -> StorageResult<u64> {
-        let left: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM schemas WHERE content_pending = 1")
-                .fetch_one(&self.writer)
-                .await?;
-        Ok(to_u64(left))
     }
 
     fn record_access(&self, id: SchemaId, latency: Duration) {
