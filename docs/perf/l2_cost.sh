@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# What an L2 (Redis) hit costs at saturation, for docs/PERFORMANCE.md ("What limits each
-# number", scaling): 100,000 versions on PostgreSQL + Redis, cached get-by-id under Zipf(1.0) at
+# What an L2 (Redis) hit costs at saturation, for docs/PERFORMANCE.md ("Sizing", Redis round
+# trips): 100,000 versions on PostgreSQL + Redis, cached get-by-id under Zipf(1.0) at
 # 64 connections, with L1 sizes that leave about 2 %, 24 % and 45 % of lookups to Redis. Each
 # size gets a fresh server, a 10 s warm-up and a 20 s measured run; the server's and
 # redis-server's CPU (/proc/PID/stat) over the measured run, less what the load tool's catalogue
 # listing costs (measured alone, with --operations 1), is divided by its operations.
 #   scripts/test.sh -- bash docs/perf/l2_cost.sh     # provides DATABASE_URL, PG_BIN_DIR, REDIS_URL
-# Needs target/release/llm-schema-registry (cargo build --release --bin llm-schema-registry) and a
-# Redis on this machine (its CPU is read from /proc).
+# Builds the server and the load generator beside it first (docs/perf/build.sh; PERF_NO_BUILD=1
+# skips that). Needs a Redis on this machine (its CPU is read from /proc).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/llm-schema-registry
 PORT=${PORT:-18300}
 : "${DATABASE_URL:?run under scripts/test.sh, or set DATABASE_URL}" "${REDIS_URL:?set REDIS_URL}"
+bash "$REPO/docs/perf/build.sh"   # $BIN, and the load generator `$BIN load-test` runs
 PSQL=${PG_BIN_DIR:+$PG_BIN_DIR/}psql
 D=$(mktemp -d)
 SP=

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Latency at a fixed load for docs/PERFORMANCE.md (section 1): the release registry on the
-# embedded default (SQLite, metrics on), cached get-by-id over 1,000 seeded versions (Zipf 1.0,
-# all in L1), 64 connections, driven by `load-test --rate` (open loop: latency counted from
-# each operation's release) at each rate in RATES, then once as a closed loop for reference.
+# Latency at a fixed load for docs/PERFORMANCE.md ("Cached get-by-id vs bare axum", open loop):
+# the release registry on the embedded default (SQLite, metrics on), cached get-by-id over 1,000
+# seeded versions (Zipf 1.0, all in L1), 64 connections, driven by `load-test --rate` (open
+# loop: latency counted from each operation's release) at each rate in RATES, then once as a
+# closed loop for reference.
 #   bash docs/perf/open_loop.sh            # RATES='5000 10000 20000 30000' by default
-# Needs target/release/llm-schema-registry (cargo build --release --bin llm-schema-registry).
+# Builds the server and the load generator beside it first (docs/perf/build.sh; PERF_NO_BUILD=1
+# skips that).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/llm-schema-registry
 PORT=${PORT:-18186}
+bash "$REPO/docs/perf/build.sh"   # $BIN, and the load generator `$BIN load-test` runs
 D=$(mktemp -d)
 $BIN serve --listen 127.0.0.1:$PORT --data-dir $D ${REGISTRY_ARGS:-} >/tmp/open-loop-server.log 2>&1 &
 SP=$!

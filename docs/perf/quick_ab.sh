@@ -2,7 +2,8 @@
 # Quick A/B for docs/PERFORMANCE.md: the release registry (SQLite, metrics on) against bare axum
 # serving the same record (same body and headers), wrk -t2 -c64 for 12 s after a 2 s warm-up,
 # alternating, ROUNDS rounds (default 2);
-# prints req/s and the server's CPU µs per request. No services needed.
+# prints req/s and the server's CPU µs per request. No services needed. Builds the server and
+# bare_axum first (docs/perf/build.sh; PERF_NO_BUILD=1 skips that).
 #   bash docs/perf/quick_ab.sh
 # Extra server flags come from REGISTRY_ARGS, e.g. REGISTRY_ARGS='--metrics false'.
 # COMPARE_ARGS='--metrics false' starts a second registry with those flags and runs it in every
@@ -11,7 +12,8 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/llm-schema-registry
-BARE=$REPO/target/release/examples/bare_axum
+BARE=$REPO/target/release/examples/bare_axum   # crate llm-schema-registry-loadtest's example
+bash "$REPO/docs/perf/build.sh"
 D=$(mktemp -d)
 $BIN serve --listen 127.0.0.1:${REG_PORT:-18181} --data-dir $D ${REGISTRY_ARGS:-} >/tmp/qc-server.log 2>&1 &
 SP=$!

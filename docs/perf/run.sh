@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Reproduces the measurements of docs/PERFORMANCE.md (sections "HTTP ceiling" onwards).
+# Reproduces the measurements of docs/PERFORMANCE.md (sections "Cached get-by-id vs bare axum"
+# onwards).
 #
-#   cargo build --release -p llm-schema-registry-server --bin llm-schema-registry --example bare_axum
 #   scripts/test.sh -- bash docs/perf/run.sh PHASE [PHASE...]
+#
+# It first runs docs/perf/build.sh (release builds of the server, of the load generator beside
+# it, which `llm-schema-registry load-test` runs, and of bare_axum; PERF_NO_BUILD=1 skips that).
 #
 # PHASE: machine | ceiling | loadtest | register | zipf | zipf2 | large | scaling | scaling_nocache |
 #        scale1m | scale1m_db | scale1m_rate | scale1m_sized | diag
@@ -64,6 +67,8 @@ trap cleanup EXIT
 for v in DATABASE_URL REDIS_URL S3_ENDPOINT S3_BUCKET_FOR_TESTS PG_BIN_DIR; do
     [[ -n ${!v:-} ]] || { log "$v is not set: run under scripts/test.sh -- bash $0 ..."; exit 2; }
 done
+# Before anything is measured: the server, the load generator beside it, bare_axum.
+bash "$REPO/docs/perf/build.sh"
 
 # The server reads DATABASE_URL, REDIS_URL and S3_* from the environment: run it without them,
 # so that every configuration is exactly what its flags say (AWS_* credentials stay).
@@ -441,13 +446,13 @@ phase_scaling() {
 
 # Scaling without the cache (--cache-l1-max-entries 0), so that the comparison is the database's:
 # small and large data sets, then the large set again with the default cache (a repeat).
-# 6b. The issue's size: 10k subjects / 1M versions on PostgreSQL + Redis (the production shape;
+# 6b. The target's size: 10k subjects / 1M versions on PostgreSQL + Redis (the production shape;
 # registration writes each new version through to L2), against a small set (2k / 200) on the
 # same configuration, then both again with the cache off (the database path alone).
 # Every cached configuration is read at least twice with the same command: warm-up, then the
 # measured run (a long-lived server is warm; a 20 s run from an empty L1 measures filling it);
 # the sized L1 three times. The large set is read with the default L1 (256 MiB), with the
-# storage report's 10,000 entries, and with an L1 sized for the whole set (S1M_SIZED_BYTES,
+# L1 capped at 10,000 entries, and with an L1 sized for the whole set (S1M_SIZED_BYTES,
 # 4 GiB). The small set is read again at the end (small, large, small), so that the VM's drift
 # over the phase shows as two baselines. The server's RSS after each run goes to s1m-rss.txt.
 s1m_reads() { # s1m_reads NAME PORT SCHEMAS SUBJECTS ROUNDS
@@ -524,7 +529,7 @@ phase_scale1m_db() {
         stop_pid "$SERVER_PID"
     done
 }
-# PERFORMANCE.md §6c. Latency at a fixed load at 1M (open loop, `load-test --rate`).
+# PERFORMANCE.md, Limits. Latency at a fixed load at 1M (open loop, `load-test --rate`).
 # A closed loop at saturation measures throughput as much as latency (mean latency =
 # connections / throughput, Little's law), so this phase holds the offered rate constant and compares what each request waits. Four
 # servers stay up side by side, so L1s and pools stay warm and the VM's drift hits every set
@@ -602,7 +607,7 @@ for path, rate in rates:
         print(f"| {path} | {rate}/s | median | | | " + " / ".join(f"**{x:.2f}×**" for x in m) + " | | |")
 PY
 }
-# PERFORMANCE.md §6d. The cached path at 1M in its steady state, interleaved. Three servers
+# PERFORMANCE.md, "Scaling to 1M versions". The cached path at 1M in its steady state, interleaved. Three servers
 # stay up side by side on PostgreSQL + Redis: the small set (default cache), the large set
 # with an L1 sized for it (S1MS_SIZED_BYTES, default 6 GiB: the large set's 2M keys weigh about 4.9 GB by the L1's
 # weigher), and the large set with the default L1. The sized server is warmed by uniform reads

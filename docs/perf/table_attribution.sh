@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Where the cost of inserting into `schemas` goes (docs/PERFORMANCE.md, section 3): pgbench runs
-# the registry-row insert that `run.sh register` writes ($PERF_OUT/pgbench-insert-schemas.sql)
-# against a freshly migrated database, once as migrated and once per schema object removed.
+# Where the cost of inserting into `schemas` goes (docs/PERFORMANCE.md, "Registration on
+# PostgreSQL vs pgbench"): pgbench runs the registry-row insert that `run.sh register` writes
+# ($PERF_OUT/pgbench-insert-schemas.sql) against a freshly migrated database, once as migrated
+# and once per schema object removed. Builds the server first (docs/perf/build.sh).
 #
 #   scripts/test.sh -- bash docs/perf/run.sh register        # writes the insert script
 #   scripts/test.sh -- bash docs/perf/table_attribution.sh
@@ -13,6 +14,7 @@ BIN=$REPO/target/release/llm-schema-registry
 SCRIPT=${PERF_OUT:-/tmp/perf-results}/pgbench-insert-schemas.sql
 [[ -n ${DATABASE_URL:-} && -n ${PG_BIN_DIR:-} ]] || { echo "run under scripts/test.sh" >&2; exit 2; }
 [[ -f $SCRIPT ]] || { echo "$SCRIPT is missing: run 'docs/perf/run.sh register' first" >&2; exit 2; }
+bash "$REPO/docs/perf/build.sh"   # $BIN (for `migrate run`)
 
 run() { # run NAME SQL-TO-APPLY-AFTER-MIGRATING
     local db="${DATABASE_URL%/*}/perf_attribution"
