@@ -24,7 +24,7 @@
 
 //!
 //! # Layout
-//! - this file: options, opening, and the reads ([`Database`] for [`PostgresDb`]);
+//! - this file: options, opening, and the reads (`sql::Database` for [`PostgresDb`]);
 //! - `statements`: the locked write transaction's statements;
 //! - `registration`: the one-statement insert and the optimistic path;
 //! - `search`: the search statement builder;

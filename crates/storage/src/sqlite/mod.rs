@@ -14,7 +14,7 @@
 
 //!
 //! # Layout
-//! - this file: options, opening, and the reads ([`Database`] for [`SqliteDb`]);
+//! - this file: options, opening, and the reads (`sql::Database` for [`SqliteDb`]);
 //! - `statements`: the write transaction's statements;
 //! - `search`: the search statements, one per kind of prefix clause.
 
