@@ -15,6 +15,8 @@
 //! - [`sql`]: what both SQL backends share — [`SqlBackend`], the storage traits written once over
 //!   the statements each dialect supplies, with the rules (registration, state changes,
 //!   deletes, reconciliation) and row decoding.
+//! - `conformance` (feature `test-support`): the conformance suite, the contract as checks, and
+//!   `conformance_tests!`, which runs them all against a stack (a backend, a wrapper around one).
 //!
 //! **Invariant:** only this crate knows SQL. It never reads the environment or configuration
 //! files: callers pass plain option structs.
@@ -22,6 +24,8 @@
 pub mod backend;
 mod background;
 pub mod cache;
+#[cfg(feature = "test-support")]
+pub mod conformance;
 pub mod encoded;
 pub mod error;
 pub mod migrate;

@@ -1,35 +1,33 @@
-//! Runs the conformance suite (`suite/`) against every backend: one named test per check per
-//! backend, so a failure names both. The cache wrapper runs the same suite: over SQLite with L1
-//! only, and over PostgreSQL with L1 and a real Redis as L2; and so does the object tier: a
-//! local directory under SQLite, the S3-compatible test server under PostgreSQL.
-
-mod suite;
+//! Runs the conformance suite (`schema_registry_storage::conformance`) against every backend:
+//! one named test per check per backend, so a failure names both. The cache wrapper runs the same
+//! suite: over SQLite with L1 only, and over PostgreSQL with L1 and a real Redis as L2; and so
+//! does the object tier: a local directory under SQLite, the S3-compatible test server under
+//! PostgreSQL.
 
 use std::sync::Arc;
 
+use schema_registry_storage::conformance::Stack;
+use schema_registry_storage::conformance_tests;
 use schema_registry_storage::objects::{ObjectOptions, ObjectTier};
 use schema_registry_storage::{
     CacheOptions, CachedBackend, PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions,
-    Storage,
 };
 use schema_registry_testkit::{redis_url, s3_test_options, unique_prefix, TestDatabase};
 
-/// A backend and what must outlive it.
-struct Fixture {
-    backend: Arc<dyn Storage>,
-    _guard: Box<dyn std::any::Any + Send>,
-}
+conformance_tests!(sqlite_backend, sqlite().await);
+conformance_tests!(postgres_backend, postgres().await);
+conformance_tests!(sqlite_objects_local, sqlite_objects_local().await);
+conformance_tests!(postgres_objects_s3, postgres_objects_s3().await);
+conformance_tests!(cached_sqlite, cached_sqlite().await);
+conformance_tests!(cached_postgres_redis, cached_postgres_redis().await);
 
-async fn sqlite() -> Fixture {
+async fn sqlite() -> Stack {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("registry.db").display());
     let backend = SqliteBackend::open(&url, &SqliteOptions::default())
         .await
         .expect("open sqlite");
-    Fixture {
-        backend: Arc::new(backend),
-        _guard: Box::new(dir),
-    }
+    Stack::new(Arc::new(backend)).keeping(dir)
 }
 
 /// Small pools: many test databases share one server.
@@ -41,20 +39,17 @@ pub fn test_pg_options() -> PostgresOptions {
     }
 }
 
-async fn postgres() -> Fixture {
+async fn postgres() -> Stack {
     let db = TestDatabase::create().await;
     let backend = PostgresBackend::open(db.url(), &test_pg_options())
         .await
         .expect("open postgres");
-    Fixture {
-        backend: Arc::new(backend),
-        _guard: Box::new(db),
-    }
+    Stack::new(Arc::new(backend)).keeping(db)
 }
 
 /// SQLite with an object tier in a local directory and a tiny threshold, so almost every
 /// document is stored as an object.
-async fn sqlite_objects_local() -> Fixture {
+async fn sqlite_objects_local() -> Stack {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("registry.db").display());
     let mut options = ObjectOptions::local(dir.path().join("objects"));
@@ -63,137 +58,39 @@ async fn sqlite_objects_local() -> Fixture {
     let backend = SqliteBackend::open_with_objects(&url, &SqliteOptions::default(), Some(tier))
         .await
         .expect("open");
-    Fixture {
-        backend: Arc::new(backend),
-        _guard: Box::new(dir),
-    }
+    Stack::new(Arc::new(backend)).keeping(dir)
 }
 
 /// PostgreSQL with the test S3 server as the object tier, tiny threshold.
-async fn postgres_objects_s3() -> Fixture {
+async fn postgres_objects_s3() -> Stack {
     let db = TestDatabase::create().await;
     let tier = Arc::new(ObjectTier::new(s3_test_options(&unique_prefix(), 40)).expect("tier"));
     let backend = PostgresBackend::open_with_objects(db.url(), &test_pg_options(), Some(tier))
         .await
         .expect("open");
-    Fixture {
-        backend: Arc::new(backend),
-        _guard: Box::new(db),
-    }
+    Stack::new(Arc::new(backend)).keeping(db)
 }
 
 /// SQLite behind the L1 cache (no Redis).
-async fn cached_sqlite() -> Fixture {
-    let f = sqlite().await;
+async fn cached_sqlite() -> Stack {
     let options = CacheOptions {
         encodings: vec![&schema_registry_api::native::json::RECORD],
         ..CacheOptions::default()
     };
-    let cached = CachedBackend::new(f.backend, options).expect("cache");
-    Fixture {
-        backend: Arc::new(cached),
-        _guard: f._guard,
-    }
+    sqlite()
+        .await
+        .wrap(|inner| Arc::new(CachedBackend::new(inner, options).expect("cache")))
 }
 
 /// PostgreSQL behind L1 and L2 (the test Redis, under a prefix of its own).
-async fn cached_postgres_redis() -> Fixture {
-    let f = postgres().await;
+async fn cached_postgres_redis() -> Stack {
     let options = CacheOptions {
         redis_url: Some(redis_url()),
         key_prefix: unique_prefix(),
         encodings: vec![&schema_registry_api::native::json::RECORD],
         ..CacheOptions::default()
     };
-    let cached = CachedBackend::new(f.backend, options).expect("cache");
-    Fixture {
-        backend: Arc::new(cached),
-        _guard: f._guard,
-    }
+    postgres()
+        .await
+        .wrap(|inner| Arc::new(CachedBackend::new(inner, options).expect("cache")))
 }
-
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::sqlite().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::postgres().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-        mod sqlite_objects_local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::sqlite_objects_local().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-        mod postgres_objects_s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::postgres_objects_s3().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-        mod cached_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::cached_sqlite().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-        mod cached_postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let f = super::cached_postgres_redis().await;
-                    super::suite::$check(f.backend.clone()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
-    register_then_read_back,
-    unknown_things_are_not_found,
-    registration_is_idempotent,
-    versions_are_bumped_from_the_highest_ever_assigned,
-    versions_are_never_handed_out_twice,
-    explicit_version_conflicts_leave_data_unchanged,
-    latest_prefers_releases_and_skips_deleted,
-    versions_list_in_semver_order,
-    subjects_are_listed_with_prefix_and_pages,
-    search_filters_and_ranks,
-    state_changes,
-    encoded_reads_match_and_follow_writes,
-    soft_delete_hides_but_keeps,
-    delete_subject_deletes_every_version,
-    hard_delete_rules,
-    references_and_dependency_walks,
-    batch_registration_is_atomic,
-    concurrent_registrations_never_collide,
-    concurrent_identical_registrations_create_one,
-    statistics_count_everything,
-    other_formats_round_trip,
-    hostile_strings_are_data,
-    health_is_ok,
-    popular_lists_the_most_read_first,
-);

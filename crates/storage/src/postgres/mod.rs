@@ -24,7 +24,7 @@
 
 //!
 //! # Layout
-//! - this file: options, opening, and the reads ([`Database`] for [`PostgresDb`]);
+//! - this file: options, opening, and the reads (`sql::Database` for [`PostgresDb`]);
 //! - `queries`: the SQL text of the statements both dialects share (their code is
 //!   `sql::shared`'s);
 //! - `statements`: the locked write transaction, and the statements that are PostgreSQL's

@@ -1,17 +1,17 @@
 //! The SQL backends' shared half: [`SqlBackend`] implements the storage traits once, over the
 //! statements each dialect supplies.
 //!
-//! A dialect (`sqlite::SqliteDb`, `postgres::PostgresDb`) implements [`Database`]: the reads it
-//! runs on its read pool and a [`WriteTx`], an open write transaction with the statements the
+//! A dialect (`sqlite::SqliteDb`, `postgres::PostgresDb`) implements `Database`: the reads it
+//! runs on its read pool and a `WriteTx`, an open write transaction with the statements the
 //! rules need. Everything else — the order of the steps, what is checked before what, when
 //! content is read relative to the commit, which locks come first — is written here once:
 //!
-//! - [`register`]: registration (idempotent retry, versions, references);
-//! - [`lifecycle`]: state changes, soft and permanent deletes;
-//! - [`reconcile`]: moving content kept inline while the object store was down, and releasing
+//! - `register`: registration (idempotent retry, versions, references);
+//! - `lifecycle`: state changes, soft and permanent deletes;
+//! - `reconcile`: moving content kept inline while the object store was down, and releasing
 //!   an object after a permanent delete;
-//! - [`rows`]: decoding stored rows into validated records.
-//! - [`shared`]: the code of the statements both dialects share, written once over each
+//! - `rows`: decoding stored rows into validated records.
+//! - `shared`: the code of the statements both dialects share, written once over each
 //!   dialect's SQL text.
 //!
 //! **Invariant:** a dialect module holds statements and connection handling, never a rule. Where

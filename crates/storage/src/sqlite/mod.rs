@@ -14,7 +14,7 @@
 
 //!
 //! # Layout
-//! - this file: options, opening, and the reads ([`Database`] for [`SqliteDb`]);
+//! - this file: options, opening, and the reads (`sql::Database` for [`SqliteDb`]);
 //! - `queries`: the SQL text of the statements both dialects share (their code is
 //!   `sql::shared`'s);
 //! - `statements`: the write transaction, and the statements that are SQLite's alone;

@@ -1,35 +1,32 @@
-//! The `StorageBackend` conformance suite: plain async functions over `Arc<dyn Storage>`,
-//! written once and run against every backend (and, later, every wrapper) by `backends.rs`.
-//! Each function checks one promise of the trait's contract.
+//! The checks: one `pub async fn` per promise of the storage contract, each over a fresh,
+//! empty stack. Every one is listed in [`conformance_tests!`](crate::conformance_tests).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::{
+    ConflictReason, NotFound, Page, PointRead, SearchQuery, Storage, StorageError, SubjectQuery,
+};
 use schema_registry_core::{
     Bump, Limits, NewSchema, SchemaContent, SchemaFormat, SchemaReference, SchemaState,
     SchemaVersion, Subject, VersionRequest,
 };
-use schema_registry_storage::{
-    ConflictReason, NotFound, PointRead, SearchQuery, Storage, StorageError, SubjectQuery,
-};
 use serde_json::{json, Map, Value};
 
-pub type Backend = Arc<dyn Storage>;
-
-pub fn subject(s: &str) -> Subject {
+fn subject(s: &str) -> Subject {
     Subject::parse(s).expect("valid subject")
 }
 
-pub fn v(s: &str) -> SchemaVersion {
+fn v(s: &str) -> SchemaVersion {
     SchemaVersion::parse(s).expect("valid version")
 }
 
-pub fn json_schema(doc: Value) -> SchemaContent {
+fn json_schema(doc: Value) -> SchemaContent {
     SchemaContent::parse(SchemaFormat::JsonSchema, &doc).expect("valid JSON Schema")
 }
 
 /// A registration of `doc` into `s` with the next minor version.
-pub fn new(s: &str, doc: Value) -> NewSchema {
+fn new(s: &str, doc: Value) -> NewSchema {
     NewSchema::new(
         subject(s),
         VersionRequest::Next(Bump::Minor),
@@ -37,7 +34,7 @@ pub fn new(s: &str, doc: Value) -> NewSchema {
     )
 }
 
-pub fn new_at(s: &str, version: &str, doc: Value) -> NewSchema {
+fn new_at(s: &str, version: &str, doc: Value) -> NewSchema {
     NewSchema::new(
         subject(s),
         VersionRequest::Exact(v(version)),
@@ -53,11 +50,11 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 /// A distinct document per `n`.
-pub fn doc(n: usize) -> Value {
+fn doc(n: usize) -> Value {
     json!({"type": "object", "title": format!("doc {n}"), "properties": {"n": {"const": n}}})
 }
 
-pub async fn register_then_read_back(b: Backend) {
+pub async fn register_then_read_back(b: Arc<dyn Storage>) {
     let limits = Limits::default();
     let schema = new(
         "orders.created",
@@ -97,7 +94,7 @@ pub async fn register_then_read_back(b: Backend) {
     assert_eq!(b.get_latest(&rec.subject).await.expect("latest"), rec);
 }
 
-pub async fn unknown_things_are_not_found(b: Backend) {
+pub async fn unknown_things_are_not_found(b: Arc<dyn Storage>) {
     let id = uuid::Uuid::now_v7();
     assert!(
         matches!(b.get_by_id(id).await, Err(StorageError::NotFound(NotFound::Schema(x))) if x == id)
@@ -140,7 +137,7 @@ pub async fn unknown_things_are_not_found(b: Backend) {
     ));
 }
 
-pub async fn registration_is_idempotent(b: Backend) {
+pub async fn registration_is_idempotent(b: Arc<dyn Storage>) {
     let first = b
         .register(new("s", json!({"b": 1, "a": 2})))
         .await
@@ -172,7 +169,7 @@ pub async fn registration_is_idempotent(b: Backend) {
     );
 }
 
-pub async fn versions_are_bumped_from_the_highest_ever_assigned(b: Backend) {
+pub async fn versions_are_bumped_from_the_highest_ever_assigned(b: Arc<dyn Storage>) {
     let s = "bumps";
     let reg = |n: usize, bump: Bump| {
         let b = b.clone();
@@ -197,7 +194,7 @@ pub async fn versions_are_bumped_from_the_highest_ever_assigned(b: Backend) {
     assert_eq!(reg(7, Bump::Patch).await, v("3.0.1"));
 }
 
-pub async fn versions_are_never_handed_out_twice(b: Backend) {
+pub async fn versions_are_never_handed_out_twice(b: Arc<dyn Storage>) {
     let s = subject("reuse");
     b.register(new("reuse", doc(1))).await.expect("1.0.0");
     let second = b
@@ -221,7 +218,7 @@ pub async fn versions_are_never_handed_out_twice(b: Backend) {
     assert_ne!(third.id, second.id);
 }
 
-pub async fn explicit_version_conflicts_leave_data_unchanged(b: Backend) {
+pub async fn explicit_version_conflicts_leave_data_unchanged(b: Arc<dyn Storage>) {
     let original = b
         .register(new_at("c", "1.0.0", doc(1)))
         .await
@@ -247,7 +244,7 @@ pub async fn explicit_version_conflicts_leave_data_unchanged(b: Backend) {
     );
 }
 
-pub async fn latest_prefers_releases_and_skips_deleted(b: Backend) {
+pub async fn latest_prefers_releases_and_skips_deleted(b: Arc<dyn Storage>) {
     let s = subject("latest");
     b.register(new_at("latest", "2.0.0-beta.1", doc(1)))
         .await
@@ -284,7 +281,7 @@ pub async fn latest_prefers_releases_and_skips_deleted(b: Backend) {
     );
 }
 
-pub async fn versions_list_in_semver_order(b: Backend) {
+pub async fn versions_list_in_semver_order(b: Arc<dyn Storage>) {
     let s = subject("order");
     for (i, ver) in [
         "1.10.0",
@@ -327,7 +324,7 @@ pub async fn versions_list_in_semver_order(b: Backend) {
     assert_eq!(b.list_versions(&s, true).await.expect("list all"), expected);
 }
 
-pub async fn subjects_are_listed_with_prefix_and_pages(b: Backend) {
+pub async fn subjects_are_listed_with_prefix_and_pages(b: Arc<dyn Storage>) {
     for name in ["app.a", "app.b", "app.c", "billing.x", "app_d"] {
         b.register(new(name, doc(1))).await.expect("register");
     }
@@ -372,7 +369,7 @@ pub async fn subjects_are_listed_with_prefix_and_pages(b: Backend) {
     assert!(after.items.iter().all(|s| s.subject.as_str() != "app.a"));
 }
 
-pub async fn search_filters_and_ranks(b: Backend) {
+pub async fn search_filters_and_ranks(b: Arc<dyn Storage>) {
     let limits = Limits::default();
     let reg = |s: &str, d: Value, desc: Option<&str>, tags: &[&str], meta: Value| {
         let b = b.clone();
@@ -415,7 +412,7 @@ pub async fn search_filters_and_ranks(b: Backend) {
         let b = b.clone();
         async move { b.search(&q).await.expect("search") }
     };
-    let ids = |p: &schema_registry_storage::Page<schema_registry_core::SchemaRecord>| {
+    let ids = |p: &Page<schema_registry_core::SchemaRecord>| {
         p.items.iter().map(|r| r.id).collect::<Vec<_>>()
     };
 
@@ -515,7 +512,7 @@ pub async fn search_filters_and_ranks(b: Backend) {
     assert_eq!(r.total, 0, "wildcards in the text are literal");
 }
 
-pub async fn state_changes(b: Backend) {
+pub async fn state_changes(b: Arc<dyn Storage>) {
     let rec = b
         .register(new("st", doc(1)))
         .await
@@ -563,8 +560,8 @@ pub async fn state_changes(b: Backend) {
 /// The encoded point reads (what the HTTP API sends) are the plain records, with every encoding
 /// they hold made of exactly that record, and
 /// follow every write exactly as the plain reads do — also through a cache that holds them.
-pub async fn encoded_reads_match_and_follow_writes(b: Backend) {
-    async fn check(b: &Backend, read: PointRead<'_>, expect: &SchemaRecordLike) {
+pub async fn encoded_reads_match_and_follow_writes(b: Arc<dyn Storage>) {
+    async fn check(b: &Arc<dyn Storage>, read: PointRead<'_>, expect: &SchemaRecordLike) {
         let encoded = b.get_encoded(read).await.expect("encoded read");
         assert_eq!(encoded.record.id, expect.0, "{read:?}");
         assert_eq!(encoded.record.state, expect.1, "{read:?}");
@@ -629,7 +626,7 @@ pub async fn encoded_reads_match_and_follow_writes(b: Backend) {
     ));
 }
 
-pub async fn soft_delete_hides_but_keeps(b: Backend) {
+pub async fn soft_delete_hides_but_keeps(b: Arc<dyn Storage>) {
     let rec = b
         .register(new("sd", doc(1)))
         .await
@@ -671,7 +668,7 @@ pub async fn soft_delete_hides_but_keeps(b: Backend) {
     assert_eq!(again.record.version, v("1.1.0"));
 }
 
-pub async fn delete_subject_deletes_every_version(b: Backend) {
+pub async fn delete_subject_deletes_every_version(b: Arc<dyn Storage>) {
     for n in 0..3 {
         b.register(new("gone", doc(n))).await.expect("register");
     }
@@ -694,7 +691,7 @@ pub async fn delete_subject_deletes_every_version(b: Backend) {
     assert_eq!(b.statistics().await.expect("stats").deleted, 3);
 }
 
-pub async fn hard_delete_rules(b: Backend) {
+pub async fn hard_delete_rules(b: Arc<dyn Storage>) {
     let base = b.register(new("base", doc(1))).await.expect("base").record;
     let user = b
         .register(
@@ -767,7 +764,7 @@ pub async fn hard_delete_rules(b: Backend) {
     );
 }
 
-pub async fn references_and_dependency_walks(b: Backend) {
+pub async fn references_and_dependency_walks(b: Arc<dyn Storage>) {
     let limits = Limits::default();
     let r = |s: &str, ver: &str| SchemaReference {
         subject: subject(s),
@@ -874,7 +871,7 @@ pub async fn references_and_dependency_walks(b: Backend) {
     );
 }
 
-pub async fn batch_registration_is_atomic(b: Backend) {
+pub async fn batch_registration_is_atomic(b: Arc<dyn Storage>) {
     let limits = Limits::default();
     let ok = b
         .register_all(vec![
@@ -920,7 +917,7 @@ pub async fn batch_registration_is_atomic(b: Backend) {
 }
 
 /// Many writers, one subject, auto-assigned versions: every version distinct, no gaps.
-pub async fn concurrent_registrations_never_collide(b: Backend) {
+pub async fn concurrent_registrations_never_collide(b: Arc<dyn Storage>) {
     const WRITERS: usize = 12;
     const EACH: usize = 5;
     let mut tasks = Vec::new();
@@ -972,7 +969,7 @@ pub async fn concurrent_registrations_never_collide(b: Backend) {
 }
 
 /// Many writers retrying the same registration: one version is created, all get it.
-pub async fn concurrent_identical_registrations_create_one(b: Backend) {
+pub async fn concurrent_identical_registrations_create_one(b: Arc<dyn Storage>) {
     let mut tasks = Vec::new();
     for i in 0..10 {
         let b = b.clone();
@@ -998,7 +995,7 @@ pub async fn concurrent_identical_registrations_create_one(b: Backend) {
     assert_eq!((ids.len(), created), (1, 1));
 }
 
-pub async fn statistics_count_everything(b: Backend) {
+pub async fn statistics_count_everything(b: Arc<dyn Storage>) {
     let empty = b.statistics().await.expect("stats");
     assert_eq!((empty.schemas, empty.subjects, empty.bytes), (0, 0, 0));
     let a = b.register(new("x", doc(1))).await.expect("x").record;
@@ -1020,7 +1017,7 @@ pub async fn statistics_count_everything(b: Backend) {
     assert_eq!(s.bytes, bytes);
 }
 
-pub async fn other_formats_round_trip(b: Backend) {
+pub async fn other_formats_round_trip(b: Arc<dyn Storage>) {
     let avro = "{\"type\": \"record\", \"name\": \"U\", \"fields\": [{\"name\": \"id\", \"type\": \"long\"}]}";
     let proto = "syntax = \"proto3\";\n\nmessage U {\n  int64 id = 1; // ünïcode comment\n}\n";
     for (s, format, text) in [
@@ -1044,7 +1041,7 @@ pub async fn other_formats_round_trip(b: Backend) {
     }
 }
 
-pub async fn hostile_strings_are_data(b: Backend) {
+pub async fn hostile_strings_are_data(b: Arc<dyn Storage>) {
     let limits = Limits::default();
     let nasty = "'; DROP TABLE schemas; -- \"quoted\" \\ back % under_ ünï 名前 😀";
     let s = "sub'ject\"-名前-😀;--";
@@ -1083,12 +1080,12 @@ pub async fn hostile_strings_are_data(b: Backend) {
     );
 }
 
-pub async fn health_is_ok(b: Backend) {
+pub async fn health_is_ok(b: Arc<dyn Storage>) {
     b.health().await.expect("healthy");
     assert!(!b.kind().is_empty());
 }
 
-pub async fn popular_lists_the_most_read_first(b: Backend) {
+pub async fn popular_lists_the_most_read_first(b: Arc<dyn Storage>) {
     let a = b.register(new("pop.a", doc(1))).await.expect("a").record;
     let c = b.register(new("pop.c", doc(2))).await.expect("c").record;
     let gone = b
