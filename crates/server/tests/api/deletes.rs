@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{assert_error, json_of, TestApp};
 
-on_every_backend!(deletes_soft_then_permanent);
+on_both_backends!(deletes_soft_then_permanent);
 
 async fn deletes_soft_then_permanent(app: &TestApp) {
     let base = app

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-on_every_backend!(dependency_endpoints);
+on_both_backends!(dependency_endpoints);
 
 async fn dependency_endpoints(app: &TestApp) {
     let c = app.created("c", json!({"schema": {"c": 1}})).await;

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
-on_every_backend!(health_and_stats);
+on_both_backends!(health_and_stats);
 
 async fn health_and_stats(app: &TestApp) {
     let (status, live) = app.get_json("/health/live").await;

@@ -156,6 +156,16 @@ impl TestApp {
         stats
     }
 
+    /// `/api/v1/stats` split into the data counts and the `cache` section.
+    pub async fn stats_and_cache(&self) -> (Value, Value) {
+        let mut stats = self.stats().await;
+        let cache = stats
+            .as_object_mut()
+            .and_then(|m| m.remove("cache"))
+            .unwrap_or_else(|| panic!("no cache section in {stats}"));
+        (stats, cache)
+    }
+
     pub async fn stats(&self) -> Value {
         let (status, body) = self.get_json("/api/v1/stats").await;
         assert_eq!(status, StatusCode::OK);
@@ -193,6 +203,33 @@ pub async fn json_of(resp: Response) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     };
     (status, value)
+}
+
+/// A `/health/storage` body without the database probe's latency (a time), after checking that
+/// it is a non-negative number of milliseconds.
+pub fn without_latency(mut health: Value) -> Value {
+    let latency = health["tiers"]["database"]
+        .as_object_mut()
+        .and_then(|d| d.remove("latency_ms"));
+    assert!(
+        latency
+            .as_ref()
+            .and_then(Value::as_f64)
+            .is_some_and(|ms| ms.is_finite() && ms >= 0.0),
+        "latency_ms {latency:?} in {health}"
+    );
+    health
+}
+
+/// Takes the count `key` out of `section` (a number, or the test fails) and returns it. For L1's
+/// entry count, which moka keeps lazily: read between two of its upkeep runs it may lag behind
+/// the entries filled, so tests bound it rather than expect it exactly.
+pub fn take_count(section: &mut Value, key: &str) -> u64 {
+    let count = section.as_object_mut().and_then(|m| m.remove(key));
+    count
+        .as_ref()
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{key}: {count:?} is not a count"))
 }
 
 /// Asserts an API error: status, machine code, and a non-empty message.

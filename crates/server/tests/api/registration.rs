@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-on_every_backend!(
+on_both_backends!(
     retries_are_idempotent,
     versions_bump_or_are_explicit,
     concurrent_writers_get_distinct_versions

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-on_every_backend!(search_filters);
+on_both_backends!(search_filters);
 
 async fn search_filters(app: &TestApp) {
     let a = app.created("events.invoice", json!({"schema": {"title": "a"}, "tags": ["finance", "pii"], "metadata": {"team": "billing", "rev": 3}})).await;

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{assert_error, json_of, TestApp};
 
-on_every_backend!(state_can_be_deprecated_and_restored);
+on_both_backends!(state_can_be_deprecated_and_restored);
 
 async fn state_can_be_deprecated_and_restored(app: &TestApp) {
     let rec = app.created("st", json!({"schema": {}})).await;
