@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
+    /// The database backend, as `/health/storage` names it: `sqlite` or `postgres`.
+    pub database: &'static str,
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
@@ -71,8 +73,13 @@ impl TestApp {
         let server = tokio::spawn(app.run(async move {
             let _ = rx.await;
         }));
+        let database = match &database_url {
+            Some(url) if url.starts_with("postgres") => "postgres",
+            _ => "sqlite",
+        };
         TestApp {
             address,
+            database,
             client: reqwest::Client::new(),
             data_dir,
             shutdown: Some(tx),
