@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, json_of, TestApp};
+use crate::helpers::{assert_error, assert_error_body, json_of, timestamp, with, TestApp};
 
 on_both_backends!(deletes_soft_then_permanent);
 
@@ -28,38 +28,44 @@ async fn deletes_soft_then_permanent(app: &TestApp) {
     )
     .await;
     let (status, deleted) = json_of(app.delete("/api/v1/subjects/base/versions/1.0.0").await).await;
-    assert_eq!(
-        (
-            status,
-            deleted["state"].as_str(),
-            deleted["permanent"].as_bool()
-        ),
-        (StatusCode::OK, Some("deleted"), Some(false))
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert!(timestamp(&deleted["updated_at"]) >= timestamp(&base["updated_at"]));
+    // The record as it is now, and whether the delete was permanent.
+    let soft = with(
+        &base,
+        json!({"state": "deleted", "updated_at": deleted["updated_at"]}),
     );
+    assert_eq!(deleted, with(&soft, json!({"permanent": false})));
     let (_, versions) = app.get_json("/api/v1/subjects/base/versions").await;
-    assert_eq!(versions["versions"], json!(["1.1.0"]));
+    assert_eq!(versions, json!({"versions": ["1.1.0"]}));
     let (_, versions) = app
         .get_json("/api/v1/subjects/base/versions?include_deleted=true")
         .await;
-    assert_eq!(versions["versions"], json!(["1.0.0", "1.1.0"]));
-    let (status, _) = app.get_json("/api/v1/subjects/base/versions/1.0.0").await;
-    assert_eq!(
+    assert_eq!(versions, json!({"versions": ["1.0.0", "1.1.0"]}));
+    let (status, hidden) = app.get_json("/api/v1/subjects/base/versions/1.0.0").await;
+    assert_error_body(
         status,
+        &hidden,
         StatusCode::NOT_FOUND,
-        "hidden by subject and version"
+        "version_not_found",
+        "hidden by subject and version",
     );
-    let (status, _) = app
+    let (status, shown) = app
         .get_json("/api/v1/subjects/base/versions/1.0.0?include_deleted=true")
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!((status, &shown), (StatusCode::OK, &soft));
     let (status, by_id) = app.get_json(&format!("/api/v1/schemas/{base_id}")).await;
     assert_eq!(
-        (status, by_id["state"].as_str()),
-        (StatusCode::OK, Some("deleted")),
+        (status, &by_id),
+        (StatusCode::OK, &soft),
         "still readable by id"
     );
     let (_, found) = app.get_json("/api/v1/search?tag=x").await;
-    assert_eq!(found["total"], 0, "hidden from search");
+    assert_eq!(
+        found,
+        json!({"results": [], "total": 0}),
+        "hidden from search"
+    );
 
     assert_error(
         app.delete("/api/v1/subjects/base/versions/1.0.0?permanent=true")
@@ -68,11 +74,15 @@ async fn deletes_soft_then_permanent(app: &TestApp) {
         "schema_referenced",
     )
     .await;
+    let (status, user_deleted) =
+        json_of(app.delete("/api/v1/subjects/user/versions/1.0.0").await).await;
     assert_eq!(
-        app.delete("/api/v1/subjects/user/versions/1.0.0")
-            .await
-            .status(),
-        StatusCode::OK
+        (
+            status,
+            user_deleted["state"].as_str(),
+            user_deleted["id"].as_str()
+        ),
+        (StatusCode::OK, Some("deleted"), user["id"].as_str())
     );
     let (status, gone) = json_of(
         app.delete("/api/v1/subjects/base/versions/1.0.0?permanent=true")
@@ -80,8 +90,8 @@ async fn deletes_soft_then_permanent(app: &TestApp) {
     )
     .await;
     assert_eq!(
-        (status, gone["permanent"].as_bool()),
-        (StatusCode::OK, Some(true))
+        (status, gone),
+        (StatusCode::OK, with(&soft, json!({"permanent": true})))
     );
     assert_error(
         app.get(&format!("/api/v1/schemas/{base_id}")).await,
@@ -89,7 +99,10 @@ async fn deletes_soft_then_permanent(app: &TestApp) {
         "schema_not_found",
     )
     .await;
-    let _ = user;
+    let (_, versions) = app
+        .get_json("/api/v1/subjects/base/versions?include_deleted=true")
+        .await;
+    assert_eq!(versions, json!({"versions": ["1.1.0"]}));
 
     let (status, body) = json_of(app.delete("/api/v1/subjects/base").await).await;
     assert_eq!(
@@ -106,5 +119,5 @@ async fn deletes_soft_then_permanent(app: &TestApp) {
     )
     .await;
     let (_, subjects) = app.get_json("/api/v1/subjects").await;
-    assert_eq!(subjects["total"], 0);
+    assert_eq!(subjects, json!({"subjects": [], "total": 0}));
 }

@@ -25,30 +25,43 @@ async fn dependency_endpoints(app: &TestApp) {
         a["references"],
         json!([{"subject": "b", "version": "1.0.0"}])
     );
-    let path = |id: &Value, kind: &str, t: bool| {
-        format!(
-            "/api/v1/schemas/{}/{kind}?transitive={t}",
-            id.as_str().expect("id")
-        )
+    // What a dependency walk reports of a version, `depth` steps away.
+    let node = |rec: &Value, depth: u32| {
+        json!({"id": rec["id"], "subject": rec["subject"], "version": rec["version"],
+            "format": "json_schema", "state": "active", "depth": depth})
     };
-    let (status, direct) = app.get_json(&path(&a["id"], "dependencies", false)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(direct["dependencies"].as_array().map(Vec::len), Some(1));
-    assert_eq!(direct["dependencies"][0]["subject"], "b");
-    assert_eq!(direct["dependencies"][0]["depth"], 1);
-    let (_, all) = app.get_json(&path(&a["id"], "dependencies", true)).await;
-    let subjects: Vec<_> = all["dependencies"]
-        .as_array()
-        .expect("deps")
-        .iter()
-        .map(|d| (d["subject"].clone(), d["depth"].clone()))
-        .collect();
+    let walk = |from: &Value, kind: &str, transitive: bool| {
+        let id = from["id"].as_str().expect("id").to_string();
+        let path = format!("/api/v1/schemas/{id}/{kind}?transitive={transitive}");
+        async move {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+            body
+        }
+    };
+    let body = |from: &Value, kind: &str, transitive: bool, nodes: Vec<Value>| json!({"schema_id": from["id"], "transitive": transitive, kind: nodes});
     assert_eq!(
-        subjects,
-        vec![(json!("b"), json!(1)), (json!("c"), json!(2))]
+        walk(&a, "dependencies", false).await,
+        body(&a, "dependencies", false, vec![node(&b, 1)])
     );
-    let (_, users) = app.get_json(&path(&c["id"], "dependents", true)).await;
-    assert_eq!(users["dependents"].as_array().map(Vec::len), Some(2));
-    let (_, users) = app.get_json(&path(&b["id"], "dependents", false)).await;
-    assert_eq!(users["dependents"][0]["id"], a["id"]);
+    assert_eq!(
+        walk(&a, "dependencies", true).await,
+        body(&a, "dependencies", true, vec![node(&b, 1), node(&c, 2)])
+    );
+    assert_eq!(
+        walk(&c, "dependencies", true).await,
+        body(&c, "dependencies", true, vec![])
+    );
+    assert_eq!(
+        walk(&c, "dependents", true).await,
+        body(&c, "dependents", true, vec![node(&b, 1), node(&a, 2)])
+    );
+    assert_eq!(
+        walk(&b, "dependents", false).await,
+        body(&b, "dependents", false, vec![node(&a, 1)])
+    );
+    assert_eq!(
+        walk(&a, "dependents", true).await,
+        body(&a, "dependents", true, vec![])
+    );
 }

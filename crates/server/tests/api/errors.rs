@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, encode, json_of, Backend, TestApp};
+use crate::helpers::{assert_error, assert_error_body, encode, json_of, Backend, TestApp};
 
 on_both_backends!(unknown_things_are_not_found_and_refused_writes_change_nothing);
 
@@ -37,11 +37,7 @@ async fn unknown_things_are_not_found_and_refused_writes_change_nothing(app: &Te
     for (body, status, code) in posts {
         let resp = app.post_json("/api/v1/subjects/keep/versions", &body).await;
         let (got, err) = json_of(resp).await;
-        assert_eq!(
-            (got, err["error"]["code"].as_str()),
-            (status, Some(code)),
-            "POST {body}: {err}"
-        );
+        assert_error_body(got, &err, status, code, &format!("POST {body}"));
     }
 
     let unknown = uuid::Uuid::now_v7();
@@ -67,11 +63,7 @@ async fn unknown_things_are_not_found_and_refused_writes_change_nothing(app: &Te
     ];
     for (path, code) in gets {
         let (got, err) = app.get_json(&path).await;
-        assert_eq!(
-            (got, err["error"]["code"].as_str()),
-            (not_found, Some(code)),
-            "GET {path}: {err}"
-        );
+        assert_error_body(got, &err, not_found, code, &format!("GET {path}"));
     }
     assert_error(
         app.patch_json(
@@ -294,11 +286,7 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     for (path, body, status, code) in cases {
         let resp = app.post_json(&path, &body).await;
         let (got, err) = json_of(resp).await;
-        assert_eq!(
-            (got, err["error"]["code"].as_str()),
-            (status, Some(code)),
-            "POST {path} {body}: {err}"
-        );
+        assert_error_body(got, &err, status, code, &format!("POST {path} {body}"));
     }
 
     // Oversize body: 413, not a 500 and not a dropped connection. The server answers before
@@ -388,11 +376,7 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     ];
     for (path, status, code) in gets {
         let (got, err) = app.get_json(&path).await;
-        assert_eq!(
-            (got, err["error"]["code"].as_str()),
-            (status, Some(code)),
-            "GET {path}: {err}"
-        );
+        assert_error_body(got, &err, status, code, &format!("GET {path}"));
     }
     assert_error(
         app.client

@@ -239,20 +239,50 @@ pub fn take_count(section: &mut Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key}: {count:?} is not a count"))
 }
 
-/// Asserts an API error: status, machine code, and a non-empty message.
+/// Asserts an API error: status, and exactly `{"error": {"code": code, "message": …}}` with a
+/// non-empty message.
 pub async fn assert_error(resp: Response, status: StatusCode, code: &str) {
     let (got, body) = json_of(resp).await;
+    assert_error_body(got, &body, status, code, "");
+}
+
+/// As [`assert_error`], on a status and body already read; `context` goes into the message.
+pub fn assert_error_body(
+    got: StatusCode,
+    body: &Value,
+    status: StatusCode,
+    code: &str,
+    context: &str,
+) {
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{context} no message: {body}");
     assert_eq!(
-        (got, body["error"]["code"].as_str()),
-        (status, Some(code)),
-        "{body}"
+        (got, body),
+        (
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}})
+        ),
+        "{context}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+}
+
+/// `record` with the top-level fields of `changes` replaced.
+pub fn with(record: &Value, changes: Value) -> Value {
+    let mut out = record.clone();
+    if let (Some(out), Value::Object(changes)) = (out.as_object_mut(), changes) {
+        out.extend(changes);
+    }
+    out
+}
+
+/// A record's timestamp (`created_at`, `updated_at`): RFC 3339 in UTC, or the test fails.
+pub fn timestamp(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .filter(|t| t.ends_with('Z'))
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| panic!("{value} is not an RFC 3339 UTC timestamp"))
 }
 
 /// The real `llm-schema-registry` binary running as a separate process.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
+use crate::helpers::{assert_error_body, TestApp};
 
 on_both_backends!(
     retries_are_idempotent,
@@ -33,68 +33,60 @@ async fn retries_are_idempotent(app: &TestApp) {
         )
         .await;
     assert_eq!(
-        (status, exact["id"].clone()),
-        (StatusCode::OK, first["id"].clone())
+        (status, &exact),
+        (StatusCode::OK, &first),
+        "the same content at its own version"
     );
-    let (status, _) = app
+    let (status, as_string) = app
         .register("s", json!({"schema": "{\"b\":1,\"a\":{\"x\":1,\"y\":2}}"}))
         .await;
     assert_eq!(
-        status,
-        StatusCode::OK,
+        (status, &as_string),
+        (StatusCode::OK, &first),
         "a JSON Schema sent as a string is the same schema"
     );
-    assert_eq!(app.stats().await["schemas"], 1);
+    assert_eq!(
+        app.data_stats().await,
+        json!({"schemas": 1, "subjects": 1, "active": 1, "deprecated": 0, "deleted": 0,
+            "bytes": r#"{"a":{"x":1,"y":2},"b":1}"#.len()})
+    );
 }
 
 async fn versions_bump_or_are_explicit(app: &TestApp) {
-    let v = |r: &Value| r["version"].as_str().expect("version").to_string();
-    assert_eq!(
-        v(&app.created("b", json!({"schema": {"n": 1}})).await),
-        "1.0.0"
-    );
-    assert_eq!(
-        v(&app.created("b", json!({"schema": {"n": 2}})).await),
-        "1.1.0"
-    );
-    assert_eq!(
-        v(&app
-            .created("b", json!({"schema": {"n": 3}, "bump": "patch"}))
-            .await),
-        "1.1.1"
-    );
-    assert_eq!(
-        v(&app
-            .created("b", json!({"schema": {"n": 4}, "bump": "major"}))
-            .await),
-        "2.0.0"
-    );
-    assert_eq!(
-        v(&app
-            .created("b", json!({"schema": {"n": 5}, "version": "2.5.0-rc.1"}))
-            .await),
-        "2.5.0-rc.1"
-    );
+    let mut records = Vec::new();
+    for (body, version) in [
+        (json!({"schema": {"n": 1}}), "1.0.0"),
+        (json!({"schema": {"n": 2}}), "1.1.0"),
+        (json!({"schema": {"n": 3}, "bump": "patch"}), "1.1.1"),
+        (json!({"schema": {"n": 4}, "bump": "major"}), "2.0.0"),
+        (
+            json!({"schema": {"n": 5}, "version": "2.5.0-rc.1"}),
+            "2.5.0-rc.1",
+        ),
+    ] {
+        let rec = app.created("b", body.clone()).await;
+        assert_eq!(rec["version"], version, "{body}");
+        records.push(rec);
+    }
     let (status, body) = app
         .register("b", json!({"schema": {"n": 6}, "version": "1.0.0"}))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("version_exists"))
+    assert_error_body(
+        status,
+        &body,
+        StatusCode::CONFLICT,
+        "version_exists",
+        "an explicit version already taken",
     );
     let (_, versions) = app.get_json("/api/v1/subjects/b/versions").await;
     assert_eq!(
-        versions["versions"],
-        json!(["1.0.0", "1.1.0", "1.1.1", "2.0.0", "2.5.0-rc.1"])
+        versions,
+        json!({"versions": ["1.0.0", "1.1.0", "1.1.1", "2.0.0", "2.5.0-rc.1"]})
     );
     let (_, latest) = app.get_json("/api/v1/subjects/b/versions/latest").await;
-    assert_eq!(latest["version"], "2.0.0", "latest skips pre-releases");
+    assert_eq!(latest, records[3], "latest skips pre-releases");
     let (_, v1) = app.get_json("/api/v1/subjects/b/versions/1.0.0").await;
-    assert_eq!(
-        v1["schema"],
-        json!({"n": 1}),
-        "the conflicting write changed nothing"
-    );
+    assert_eq!(v1, records[0], "the conflicting write changed nothing");
 }
 
 async fn concurrent_writers_get_distinct_versions(app: &TestApp) {

@@ -11,37 +11,36 @@ async fn search_filters(app: &TestApp) {
     let a = app.created("events.invoice", json!({"schema": {"title": "a"}, "tags": ["finance", "pii"], "metadata": {"team": "billing", "rev": 3}})).await;
     let b = app.created("events.user", json!({"schema": {"title": "invoice"}, "tags": ["finance"], "metadata": {"team": "billing", "rev": "3"}})).await;
     let c = app.created("other", json!({"schema": "syntax = \"proto3\"; message Invoice {}", "format": "protobuf", "description": "Invoice as protobuf"})).await;
-    let ids = |v: &Value| {
-        v["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .map(|r| r["id"].clone())
-            .collect::<Vec<_>>()
+    // Results are the full records, as registered.
+    let search = |query: &str| {
+        let path = format!("/api/v1/search?{query}");
+        async move {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+            body
+        }
     };
-    let (status, r) = app.get_json("/api/v1/search?q=invoice").await;
-    assert_eq!(status, StatusCode::OK);
+    let results = |records: &[&Value], total: u64| json!({"results": records, "total": total});
     assert_eq!(
-        ids(&r),
-        vec![a["id"].clone(), c["id"].clone(), b["id"].clone()],
+        search("q=invoice").await,
+        results(&[&a, &c, &b], 3),
         "subject, then description, then content"
     );
-    assert_eq!(r["total"], 3);
-    let (_, r) = app.get_json("/api/v1/search?tag=finance&tag=pii").await;
-    assert_eq!(ids(&r), vec![a["id"].clone()]);
-    let (_, r) = app.get_json("/api/v1/search?metadata.rev=3").await;
-    assert_eq!(ids(&r), vec![a["id"].clone()], "typed: 3 is a number");
-    let (_, r) = app.get_json("/api/v1/search?metadata.rev=%223%22").await;
-    assert_eq!(ids(&r), vec![b["id"].clone()], "\"3\" is the string");
-    let (_, r) = app
-        .get_json("/api/v1/search?metadata.team=billing&subject_prefix=events.&limit=1&offset=1")
-        .await;
+    assert_eq!(search("tag=finance&tag=pii").await, results(&[&a], 1));
     assert_eq!(
-        (ids(&r), r["total"].clone()),
-        (vec![a["id"].clone()], json!(2))
+        search("metadata.rev=3").await,
+        results(&[&a], 1),
+        "typed: 3 is a number"
     );
-    let (_, r) = app.get_json("/api/v1/search?format=protobuf").await;
-    assert_eq!(ids(&r), vec![c["id"].clone()]);
-    let (_, r) = app.get_json("/api/v1/search?state=deprecated").await;
-    assert_eq!(r["total"], 0);
+    assert_eq!(
+        search("metadata.rev=%223%22").await,
+        results(&[&b], 1),
+        "\"3\" is the string"
+    );
+    assert_eq!(
+        search("metadata.team=billing&subject_prefix=events.&limit=1&offset=1").await,
+        results(&[&a], 2)
+    );
+    assert_eq!(search("format=protobuf").await, results(&[&c], 1));
+    assert_eq!(search("state=deprecated").await, results(&[], 0));
 }
