@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
+    /// The database backend, as `/health/storage` names it: `sqlite` or `postgres`.
+    pub database: &'static str,
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
@@ -71,8 +73,13 @@ impl TestApp {
         let server = tokio::spawn(app.run(async move {
             let _ = rx.await;
         }));
+        let database = match &database_url {
+            Some(url) if url.starts_with("postgres") => "postgres",
+            _ => "sqlite",
+        };
         TestApp {
             address,
+            database,
             client: reqwest::Client::new(),
             data_dir,
             shutdown: Some(tx),
@@ -156,6 +163,16 @@ impl TestApp {
         stats
     }
 
+    /// `/api/v1/stats` split into the data counts and the `cache` section.
+    pub async fn stats_and_cache(&self) -> (Value, Value) {
+        let mut stats = self.stats().await;
+        let cache = stats
+            .as_object_mut()
+            .and_then(|m| m.remove("cache"))
+            .unwrap_or_else(|| panic!("no cache section in {stats}"));
+        (stats, cache)
+    }
+
     pub async fn stats(&self) -> Value {
         let (status, body) = self.get_json("/api/v1/stats").await;
         assert_eq!(status, StatusCode::OK);
@@ -195,20 +212,77 @@ pub async fn json_of(resp: Response) -> (StatusCode, Value) {
     (status, value)
 }
 
-/// Asserts an API error: status, machine code, and a non-empty message.
+/// A `/health/storage` body without the database probe's latency (a time), after checking that
+/// it is a non-negative number of milliseconds.
+pub fn without_latency(mut health: Value) -> Value {
+    let latency = health["tiers"]["database"]
+        .as_object_mut()
+        .and_then(|d| d.remove("latency_ms"));
+    assert!(
+        latency
+            .as_ref()
+            .and_then(Value::as_f64)
+            .is_some_and(|ms| ms.is_finite() && ms >= 0.0),
+        "latency_ms {latency:?} in {health}"
+    );
+    health
+}
+
+/// Takes the count `key` out of `section` (a number, or the test fails) and returns it. For L1's
+/// entry count, which moka keeps lazily: read between two of its upkeep runs it may lag behind
+/// the entries filled, so tests bound it rather than expect it exactly.
+pub fn take_count(section: &mut Value, key: &str) -> u64 {
+    let count = section.as_object_mut().and_then(|m| m.remove(key));
+    count
+        .as_ref()
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{key}: {count:?} is not a count"))
+}
+
+/// Asserts an API error: status, and exactly `{"error": {"code": code, "message": …}}` with a
+/// non-empty message.
 pub async fn assert_error(resp: Response, status: StatusCode, code: &str) {
     let (got, body) = json_of(resp).await;
+    assert_error_body(got, &body, status, code, "");
+}
+
+/// As [`assert_error`], on a status and body already read; `context` goes into the message.
+pub fn assert_error_body(
+    got: StatusCode,
+    body: &Value,
+    status: StatusCode,
+    code: &str,
+    context: &str,
+) {
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{context} no message: {body}");
     assert_eq!(
-        (got, body["error"]["code"].as_str()),
-        (status, Some(code)),
-        "{body}"
+        (got, body),
+        (
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}})
+        ),
+        "{context}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+}
+
+/// `record` with the top-level fields of `changes` replaced.
+pub fn with(record: &Value, changes: Value) -> Value {
+    let mut out = record.clone();
+    if let (Some(out), Value::Object(changes)) = (out.as_object_mut(), changes) {
+        out.extend(changes);
+    }
+    out
+}
+
+/// A record's timestamp (`created_at`, `updated_at`): RFC 3339 in UTC, or the test fails.
+pub fn timestamp(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .filter(|t| t.ends_with('Z'))
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| panic!("{value} is not an RFC 3339 UTC timestamp"))
 }
 
 /// The real `llm-schema-registry` binary running as a separate process.

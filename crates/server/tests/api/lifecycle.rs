@@ -47,42 +47,6 @@ async fn sqlite_data_directory_survives_a_restart() {
     assert_eq!(next["version"], "1.2.0", "the version counter survived too");
 }
 
-/// Every response carries `x-request-id`: the caller's own when it sent one, otherwise a fresh
-/// UUID-shaped id, different for every request.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_ids_are_set_and_propagated() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let id_of = |r: &reqwest::Response| {
-        r.headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .expect("x-request-id on the response")
-    };
-    let mut seen = std::collections::HashSet::new();
-    for path in [
-        "/health/live",
-        "/api/v1/subjects",
-        "/health/live",
-        "/no/such/route",
-    ] {
-        let id = id_of(&app.get(path).await);
-        assert!(
-            uuid::Uuid::parse_str(&id).is_ok(),
-            "{id:?} is not UUID-shaped"
-        );
-        assert!(seen.insert(id.clone()), "{id} handed out twice");
-    }
-    let echoed = app
-        .client
-        .get(app.url("/health/live"))
-        .header("x-request-id", "caller-chosen-42")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(id_of(&echoed), "caller-chosen-42");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;

@@ -1,31 +1,23 @@
-//! HTTP API tests: the real server on a free port, a fresh database per test, every check run
-//! against SQLite (with the L1 cache), PostgreSQL (L1) and PostgreSQL with Redis as L2.
+//! HTTP API tests: the real server on a free port, a fresh database per test.
+//!
+//! Behaviour that depends on the storage backend (what registration, reads, listing, search,
+//! state changes, deletes, dependencies, statistics and concurrent writers return) runs on SQLite
+//! and on PostgreSQL, each with the L1 cache, stamped out by `on_both_backends!`. HTTP behaviour
+//! that does not (framing, headers, content types, input validation, fallbacks, request ids)
+//! runs once, on SQLite. `smoke.rs` walks the main flow once on PostgreSQL with Redis as L2; the
+//! storage crate's conformance suite (`crates/storage/tests/backends.rs`) runs every storage
+//! promise on each stack, cached ones included.
 
-mod cache;
-mod endpoints;
-mod helpers;
-mod lifecycle;
-mod metrics;
-mod objects;
-mod processes;
-
-macro_rules! api_suite {
+/// One `#[tokio::test]` per check and backend, as `<module>::{sqlite,postgres}::<check>`: each
+/// calls the module's `async fn check(&TestApp)` with an app of its own.
+macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite).await;
-                    crate::endpoints::$check(&app).await;
-                }
-            )*
-        }
-        mod postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::PostgresRedis).await;
-                    crate::endpoints::$check(&app).await;
+                    super::$check(&app).await;
                 }
             )*
         }
@@ -34,24 +26,27 @@ macro_rules! api_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
-                    crate::endpoints::$check(&app).await;
+                    super::$check(&app).await;
                 }
             )*
         }
     };
 }
 
-api_suite!(
-    register_then_fetch_every_way,
-    retries_are_idempotent,
-    versions_bump_or_are_explicit,
-    bad_input_is_rejected_and_changes_nothing,
-    state_can_be_deprecated_and_restored,
-    deletes_soft_then_permanent,
-    search_filters,
-    dependency_endpoints,
-    avro_and_protobuf,
-    health_and_stats,
-    concurrent_writers_get_distinct_versions,
-    subject_listing_pages,
-);
+mod cache;
+mod deletes;
+mod dependencies;
+mod errors;
+mod health;
+mod helpers;
+mod http;
+mod lifecycle;
+mod listing;
+mod metrics;
+mod objects;
+mod processes;
+mod reads;
+mod registration;
+mod search;
+mod smoke;
+mod states;

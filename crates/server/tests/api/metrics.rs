@@ -49,10 +49,10 @@ impl Scrape {
 async fn scrape(app: &TestApp) -> Scrape {
     let resp = app.get("/metrics").await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .expect("ct")
-        .starts_with("text/plain"));
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     Scrape::parse(&resp.text().await.expect("text"))
 }
 
