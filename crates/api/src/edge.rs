@@ -9,7 +9,7 @@
 //! five outer layers this server used to stack that way (request id set and propagate, trace,
 //! panic catch, body limit), a cached read paid for dozens of allocations and reference-count
 //! updates before reaching its handler. [`EdgeLayer`] and the body limit now wrap the finished
-//! router once (see `routes::app`), so a request pays for them once.
+//! router once (see `native::app`), so a request pays for them once.
 //!
 //! # Failed requests are logged here, with their request id
 //! A 5xx response is logged at this layer — error for 500, warn for 503 — with the request id,

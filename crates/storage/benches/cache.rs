@@ -39,7 +39,7 @@ use serde_json::{json, Map, Value};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-/// Entries in the warm L1: the storage report's L1 size (the default until the byte budget
+/// Entries in the warm L1: a count-sized L1 (the default until the byte budget
 /// became the bound).
 const WARM_ENTRIES: usize = 10_000;
 /// Gets each task does in `l1/concurrent_get`.
@@ -127,7 +127,7 @@ fn default_options() -> L1Options {
     CacheOptions::default().l1_options()
 }
 
-/// The storage report's L1: 10,000 entries (`WARM_ENTRIES`), the default budget, TTL and TTI.
+/// A count-sized L1: 10,000 entries (`WARM_ENTRIES`), the default budget, TTL and TTI.
 /// The warm-L1 benches use it so that their L1 is full and a fill of a new key evicts.
 fn report_options() -> L1Options {
     L1Options {
@@ -148,7 +148,7 @@ fn encoded(rec: &SchemaRecord) -> Arc<EncodedRecord> {
     ))
 }
 
-/// The report's L1, full: `WARM_ENTRIES` copies of `rec` under distinct id keys, and those keys.
+/// The count-sized L1, full: `WARM_ENTRIES` copies of `rec` under distinct id keys, and those keys.
 fn warm_l1(rt: &Runtime, rec: &SchemaRecord) -> (Arc<L1>, Arc<Vec<CacheKey>>) {
     let l1 = Arc::new(L1::new(&report_options()));
     let keys: Vec<CacheKey> = (0..WARM_ENTRIES as u128)
@@ -798,13 +798,13 @@ impl Tally {
     }
 }
 
-/// The hit-rate simulation, for the default L1 and for the storage report's 10,000-entry L1
+/// The hit-rate simulation, for the default L1 and for a 10,000-entry L1
 /// (which, unlike the default, cannot hold 100,000 keys and so tests moka's admission policy).
 fn hit_rate(rt: &Runtime, schemas: usize, requests: usize) {
     hit_rate_with(rt, "default L1", &default_options(), schemas, requests);
     hit_rate_with(
         rt,
-        "the report's 10,000-entry L1",
+        "a 10,000-entry L1",
         &report_options(),
         schemas,
         requests,

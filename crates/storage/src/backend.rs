@@ -1,8 +1,9 @@
-//! The [`StorageBackend`] trait: the report's core operations, one vocabulary for every backend.
+//! The storage traits: [`StorageBackend`] (the data operations), [`Operations`] (the
+//! operational ones) and [`Storage`] (both), one vocabulary for every backend and wrapper.
 //!
-//! It is object-safe (`Arc<dyn StorageBackend>`), so the server picks a backend at start-up from
-//! configuration, and wrappers (the cache tier, the metrics decorator) implement the same trait
-//! around an inner backend. The object tier is not a wrapper: the SQL backends route large
+//! They are object-safe (`Arc<dyn Storage>`), so the server picks a backend at start-up from
+//! configuration, and wrappers (the cache tier, the metrics decorator) implement the same traits
+//! around an inner stack, writing only what they change. The object tier is not a wrapper: the SQL backends route large
 //! content to it themselves, because the row and the object must agree inside one transaction.
 
 use async_trait::async_trait;

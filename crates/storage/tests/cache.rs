@@ -433,7 +433,7 @@ async fn redis_auth() {
 }
 
 /// The default L1 is bounded by memory: it holds far more small versions than the storage
-/// report's 10,000 entries, and the per-entry allowance counts against the budget.
+/// 10,000 entries a count-sized L1 holds, and the per-entry allowance counts against the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_l1_is_bounded_by_memory_not_by_a_count() {
     use schema_registry_storage::cache::keys::CacheKey;
@@ -467,7 +467,11 @@ async fn default_l1_is_bounded_by_memory_not_by_a_count() {
         "the default budget holds {room} small versions"
     );
     fill_ids(&l1, &encoded, 20_000).await;
-    assert_eq!(l1.entry_count(), 20_000, "twice the report's 10,000 fit");
+    assert_eq!(
+        l1.entry_count(),
+        20_000,
+        "twice a count-sized L1's 10,000 fit"
+    );
 
     // A budget of exactly 50 entries' weight, allowance included, holds at most 50 of them
     // (without the allowance, more would fit).

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served at `GET /metrics` in the text exposition format.
 //!
-//! The report's metric names contain dots (`schema_registry.operations.total`), which are not
+//! Metric names use underscores: dots (`schema_registry.operations.total`) are not
 //! legal in Prometheus metric names; every name here uses underscores.
 //!
 //! - **Operations** are recorded by the server's storage decorator (`MeteredBackend`) through

@@ -1,7 +1,7 @@
 //! The L2 (Redis) value encoding: MessagePack (via `rmp-serde`) of a flat mirror of
 //! [`SchemaRecord`], behind a one-byte format version.
 //!
-//! **Why MessagePack.** The report's bincode cannot decode `serde_json::Value` (metadata is free
+//! **Why MessagePack.** bincode cannot decode `serde_json::Value` (metadata is free
 //! JSON): bincode is not self-describing, and `Value`'s `Deserialize` needs `deserialize_any`.
 //! MessagePack is self-describing, so arbitrary metadata round-trips, and it is compact (the
 //! struct is encoded as an array, without field names). The benchmark `cache` in

@@ -8,13 +8,12 @@
 //! both, plus a fixed allowance ([`ENTRY_OVERHEAD_BYTES`]) for the key, the record's other
 //! fields, moka's bookkeeping and allocator slack.
 //!
-//! **Why memory, not a count, binds by default.** The storage report sizes L1 at 10,000 entries.
-//! A count says nothing about memory: 10,000 one-megabyte schemas are 10 GB, 10,000 500-byte
+//! **Why memory, not a count, binds by default.** A count says nothing about memory: 10,000 one-megabyte schemas are 10 GB, 10,000 500-byte
 //! schemas about 27 MB, which leaves many lookups of a large registry to Redis (at 1M versions
-//! under Zipf(1.0), about 40 % of them: `docs/PERFORMANCE.md` §6). So the byte budget (256 MiB by
+//! under Zipf(1.0), about 40 % of them: `docs/PERFORMANCE.md`). So the byte budget (256 MiB by
 //! default) is the bound that matters. The default count (1,000,000) is a backstop: with every
 //! entry weighing over 1 KiB it binds only under budgets above about 1 GiB. `max_entries =
-//! 10_000` restores the report's sizing.
+//! 10_000` sizes L1 by count alone.
 //!
 //! **Fill guard.** Epochs live in 4096 striped atomic counters (a stripe per hash of the epoch
 //! key). A reader notes its stripe before going to L2 or the database; [`L1::fill`] inserts only

@@ -43,8 +43,8 @@ use crate::{
     Storage, StorageBackend, StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
-/// Cache configuration. Defaults are the storage report's, except that L1 is bounded by memory
-/// (256 MiB) rather than by the report's 10,000 entries: see [`l1`] for why.
+/// Cache configuration. L1 is bounded by memory (256 MiB) rather than by an entry count: see
+/// [`l1`] for why.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
     pub l1_max_entries: u64,

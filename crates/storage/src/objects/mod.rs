@@ -115,7 +115,7 @@ pub struct ObjectTier {
 }
 
 /// Counts one object-store call in `schema_registry_s3_operations_total{operation,status}`. The
-/// name says s3 (the report's), whatever the store: the label `backend` tells which.
+/// name says s3, whatever the store: the label `backend` tells which.
 fn count_op(kind: &'static str, op: &'static str, ok: bool) {
     metrics::counter!(
         "schema_registry_s3_operations_total",
