@@ -76,6 +76,17 @@ impl ConflictReason {
 }
 
 impl StorageError {
+    /// `version` of `subject` does not exist.
+    pub fn version_not_found(
+        subject: &schema_registry_core::Subject,
+        version: &schema_registry_core::SchemaVersion,
+    ) -> Self {
+        StorageError::NotFound(NotFound::Version {
+            subject: subject.clone(),
+            version: version.clone(),
+        })
+    }
+
     pub fn conflict(reason: ConflictReason, message: impl Into<String>) -> Self {
         StorageError::Conflict {
             reason,

@@ -58,10 +58,7 @@ pub(crate) async fn soft_delete<D: Database>(
 ) -> StorageResult<SchemaRecord> {
     let mut tx = db.begin_write().await?;
     let Some(raw) = tx.mark_version_deleted(subject, version, now()).await? else {
-        return Err(StorageError::NotFound(NotFound::Version {
-            subject: subject.clone(),
-            version: version.clone(),
-        }));
+        return Err(StorageError::version_not_found(subject, version));
     };
     let record = raw.finish(objects).await?;
     tx.commit().await?;
@@ -98,10 +95,7 @@ pub(crate) async fn hard_delete<D: Database>(
     let mut tx = db.begin_write().await?;
     tx.lock_subject(subject).await?;
     let Some(raw) = tx.find_version(subject, version).await? else {
-        return Err(StorageError::NotFound(NotFound::Version {
-            subject: subject.clone(),
-            version: version.clone(),
-        }));
+        return Err(StorageError::version_not_found(subject, version));
     };
     let referrer = tx.live_referrer(raw.id).await?;
     ensure_removable(subject, version, &raw.state, referrer)?;

@@ -218,10 +218,10 @@ impl<D: Database> SqlBackend<D> {
     async fn read(
         &self,
         row: StorageResult<Option<RawRecord>>,
-        missing: impl FnOnce() -> NotFound,
+        missing: impl FnOnce() -> StorageError,
         started: std::time::Instant,
     ) -> StorageResult<SchemaRecord> {
-        let raw = row?.ok_or_else(|| StorageError::NotFound(missing()))?;
+        let raw = row?.ok_or_else(missing)?;
         let record = raw.finish(self.objects()).await?;
         self.db.record_access(record.id, started.elapsed());
         Ok(record)
@@ -285,7 +285,12 @@ impl<D: Database> StorageBackend for SqlBackend<D> {
     async fn get_by_id(&self, id: SchemaId) -> StorageResult<SchemaRecord> {
         let started = std::time::Instant::now();
         let row = self.db.by_id(id).await;
-        self.read(row, || NotFound::Schema(id), started).await
+        self.read(
+            row,
+            || StorageError::NotFound(NotFound::Schema(id)),
+            started,
+        )
+        .await
     }
 
     async fn get_version(
@@ -295,18 +300,15 @@ impl<D: Database> StorageBackend for SqlBackend<D> {
     ) -> StorageResult<SchemaRecord> {
         let started = std::time::Instant::now();
         let row = self.db.by_version(subject, version).await;
-        let missing = || NotFound::Version {
-            subject: subject.clone(),
-            version: version.clone(),
-        };
+        let missing = || StorageError::version_not_found(subject, version);
         self.read(row, missing, started).await
     }
 
     async fn get_latest(&self, subject: &Subject) -> StorageResult<SchemaRecord> {
         let started = std::time::Instant::now();
         let row = self.db.latest(subject).await;
-        self.read(row, || NotFound::Subject(subject.clone()), started)
-            .await
+        let missing = || StorageError::NotFound(NotFound::Subject(subject.clone()));
+        self.read(row, missing, started).await
     }
 
     async fn list_versions(

@@ -44,6 +44,18 @@ macro_rules! dialect_statements {
             SubjectQuery as __SubjectQuery, SubjectSummary as __SubjectSummary,
         };
 
+        /// Binds a subject and a version as the five parameters that name a version.
+        macro_rules! bind_version {
+            ($query:expr, $subject:expr, $version:expr) => {
+                $query
+                    .bind($subject.as_str())
+                    .bind($version.major())
+                    .bind($version.minor())
+                    .bind($version.patch())
+                    .bind($version.pre())
+            };
+        }
+
         /// A version's row by id, on any connection.
         pub(crate) async fn find_id<'e, E: sqlx::Executor<'e, Database = $driver>>(
             executor: E,
@@ -62,12 +74,7 @@ macro_rules! dialect_statements {
             subject: &__Subject,
             version: &__SchemaVersion,
         ) -> __Result<Option<__RawRecord>> {
-            let row = sqlx::query($q::SELECT_BY_VERSION)
-                .bind(subject.as_str())
-                .bind(version.major())
-                .bind(version.minor())
-                .bind(version.patch())
-                .bind(version.pre())
+            let row = bind_version!(sqlx::query($q::SELECT_BY_VERSION), subject, version)
                 .fetch_optional(executor)
                 .await?;
             row.as_ref().map(__RawRecord::decode).transpose()
@@ -80,12 +87,7 @@ macro_rules! dialect_statements {
             subject: &__Subject,
             version: &__SchemaVersion,
         ) -> __Result<Option<(__SchemaId, __SchemaState)>> {
-            let row = sqlx::query($q::ID_AND_STATE)
-                .bind(subject.as_str())
-                .bind(version.major())
-                .bind(version.minor())
-                .bind(version.patch())
-                .bind(version.pre())
+            let row = bind_version!(sqlx::query($q::ID_AND_STATE), subject, version)
                 .fetch_optional(executor)
                 .await?;
             match row {
@@ -305,12 +307,7 @@ macro_rules! dialect_statements {
                 version: &__SchemaVersion,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> __Result<Option<__RawRecord>> {
-                let row = sqlx::query($q::MARK_VERSION_DELETED)
-                    .bind(subject.as_str())
-                    .bind(version.major())
-                    .bind(version.minor())
-                    .bind(version.patch())
-                    .bind(version.pre())
+                let row = bind_version!(sqlx::query($q::MARK_VERSION_DELETED), subject, version)
                     .bind($q::time(now))
                     .fetch_optional(&mut *self.tx)
                     .await?;
