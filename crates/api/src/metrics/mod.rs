@@ -104,6 +104,16 @@ fn start_upkeep(handle: PrometheusHandle) {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics, text exposition format",
+    responses(
+        (status = 200, description = "The series (docs/operations.md)", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "`metrics_disabled`: metrics are off", body = crate::native::openapi::ErrorBody),
+    ),
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(handle) = state.metrics.as_ref() else {
         return crate::error::ApiError::not_found(

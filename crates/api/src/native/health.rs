@@ -19,6 +19,15 @@ use crate::extract::QueryPairs;
 /// A health probe that takes longer than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    summary = "The process answers",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\", \"uptime_seconds\"}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn live(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "uptime_seconds": state.started.elapsed().as_secs()}))
 }
@@ -33,6 +42,16 @@ async fn probe(state: &AppState) -> Result<Duration, String> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    summary = "Storage is reachable and migrated",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = super::openapi::Json),
+        (status = 503, description = "`{\"status\": \"unavailable\", \"reason\"}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match probe(&state).await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
@@ -46,6 +65,16 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/storage",
+    tag = "operations",
+    summary = "Every tier's status",
+    responses(
+        (status = 200, description = "`{\"status\", \"tiers\"}`", body = super::openapi::Json),
+        (status = 503, description = "The database is down", body = super::openapi::Json),
+    ),
+)]
 pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let kind = state.registry.backend_kind();
     let (status, database) = match probe(&state).await {
@@ -83,6 +112,18 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
 }
 
 /// `GET /api/v1/stats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "search",
+    summary = "Counts over everything stored, and the cache's counters",
+    responses(
+        (status = 200, description = "`{\"schemas\", \"subjects\", \"active\", \"deprecated\", \"deleted\", \"bytes\", \"cache\"}`", body = super::openapi::Json),
+        (status = 422, description = "`invalid_query` (unknown or malformed query parameter), `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     query.reject_unknown(&[])?;
     let (s, cache) = state.registry.statistics().await?;

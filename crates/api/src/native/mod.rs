@@ -7,21 +7,24 @@
 //! - [`schemas`]: everything addressed by schema id: record, raw content, state, dependencies.
 //! - [`search`]: `GET /api/v1/search`.
 //! - [`json`]: the native JSON shape of a record, and the encoding the cache makes of it.
+//! - [`openapi`]: the OpenAPI 3.1 document of these routes, at `/api/v1/openapi.json`.
 //! - [`health`]: liveness, readiness, per-tier storage health, and `/api/v1/stats`.
 
 pub mod health;
 pub mod json;
+pub mod openapi;
 pub mod schemas;
 pub mod search;
 pub mod subjects;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::StatusCode;
-use axum::routing::MethodRouter;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use schema_registry_registry::Registry;
 use schema_registry_storage::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -75,54 +78,67 @@ pub fn app(state: AppState, max_body_bytes: usize) -> App {
 /// The routes. Full paths rather than `nest("/api/v1", ...)`: a nested router rewrites every
 /// request's URI and adds a layer of routing, which showed in the hot read path's profile.
 pub fn router(state: AppState) -> Router {
-    use axum::routing::MethodFilter as M;
     let metrics = state.metrics.is_some();
-    Routes::new(metrics)
-        .at("/api/v1/subjects", |t| {
-            t.on(M::GET, subjects::list_subjects)
-        })
-        .at("/api/v1/subjects/{subject}", |t| {
-            t.on(M::DELETE, subjects::delete_subject)
-        })
-        .at("/api/v1/subjects/{subject}/versions", |t| {
-            t.on(M::GET, subjects::list_versions)
-                .merge(t.on(M::POST, subjects::register))
-        })
-        .at("/api/v1/subjects/{subject}/versions/{version}", |t| {
-            t.on(M::GET, subjects::get_version)
-                .merge(t.on(M::DELETE, subjects::delete_version))
-        })
-        .at("/api/v1/schemas/{id}", |t| {
-            t.on(M::GET, schemas::get_schema)
-                .merge(t.on(M::PATCH, schemas::set_state))
-        })
-        .at("/api/v1/schemas/{id}/content", |t| {
-            t.on(M::GET, schemas::get_content)
-        })
-        .at("/api/v1/schemas/{id}/content-url", |t| {
-            t.on(M::GET, schemas::content_url)
-        })
-        .at("/api/v1/schemas/{id}/dependencies", |t| {
-            t.on(M::GET, schemas::dependencies)
-        })
-        .at("/api/v1/schemas/{id}/dependents", |t| {
-            t.on(M::GET, schemas::dependents)
-        })
-        .at("/api/v1/search", |t| t.on(M::GET, search::search))
-        .at("/api/v1/stats", |t| t.on(M::GET, health::stats))
-        .at("/health/live", |t| t.on(M::GET, health::live))
-        .at("/health/ready", |t| t.on(M::GET, health::ready))
-        .at("/health/storage", |t| t.on(M::GET, health::storage))
-        .at("/metrics", |t| t.on(M::GET, crate::metrics::render))
+    routes(metrics)
         .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-/// Adds routes whose handlers count and time themselves when metrics are on.
+/// Every (method, path template) the router serves: what the OpenAPI document must describe.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes(false).table
+}
+
+/// The one list of routes, for the router and for [`route_table`].
+fn routes(metrics: bool) -> Routes {
+    Routes::new(metrics)
+        .at("/api/v1/subjects", |t| {
+            t.on(Method::GET, subjects::list_subjects)
+        })
+        .at("/api/v1/subjects/{subject}", |t| {
+            t.on(Method::DELETE, subjects::delete_subject)
+        })
+        .at("/api/v1/subjects/{subject}/versions", |t| {
+            t.on(Method::GET, subjects::list_versions)
+                .merge(t.on(Method::POST, subjects::register))
+        })
+        .at("/api/v1/subjects/{subject}/versions/{version}", |t| {
+            t.on(Method::GET, subjects::get_version)
+                .merge(t.on(Method::DELETE, subjects::delete_version))
+        })
+        .at("/api/v1/schemas/{id}", |t| {
+            t.on(Method::GET, schemas::get_schema)
+                .merge(t.on(Method::PATCH, schemas::set_state))
+        })
+        .at("/api/v1/schemas/{id}/content", |t| {
+            t.on(Method::GET, schemas::get_content)
+        })
+        .at("/api/v1/schemas/{id}/content-url", |t| {
+            t.on(Method::GET, schemas::content_url)
+        })
+        .at("/api/v1/schemas/{id}/dependencies", |t| {
+            t.on(Method::GET, schemas::dependencies)
+        })
+        .at("/api/v1/schemas/{id}/dependents", |t| {
+            t.on(Method::GET, schemas::dependents)
+        })
+        .at("/api/v1/search", |t| t.on(Method::GET, search::search))
+        .at("/api/v1/stats", |t| t.on(Method::GET, health::stats))
+        .at("/api/v1/openapi.json", |t| {
+            t.on(Method::GET, openapi::openapi_json)
+        })
+        .at("/health/live", |t| t.on(Method::GET, health::live))
+        .at("/health/ready", |t| t.on(Method::GET, health::ready))
+        .at("/health/storage", |t| t.on(Method::GET, health::storage))
+        .at("/metrics", |t| t.on(Method::GET, crate::metrics::render))
+}
+
+/// Adds routes whose handlers count and time themselves when metrics are on, and lists them.
 struct Routes {
     router: Router<AppState>,
+    table: Vec<(Method, &'static str)>,
     metrics: bool,
 }
 
@@ -130,6 +146,7 @@ impl Routes {
     fn new(metrics: bool) -> Self {
         Routes {
             router: Router::new(),
+            table: Vec::new(),
             metrics,
         }
     }
@@ -140,30 +157,41 @@ impl Routes {
         path: &'static str,
         endpoint: impl FnOnce(&Track) -> MethodRouter<AppState>,
     ) -> Self {
-        let track = Track(
-            self.metrics
+        let track = Track {
+            layer: self
+                .metrics
                 .then(|| crate::metrics::HttpMetricsLayer::new(path)),
-        );
+            methods: RefCell::new(Vec::new()),
+        };
         self.router = self.router.route(path, endpoint(&track));
+        self.table
+            .extend(track.methods.into_inner().into_iter().map(|m| (m, path)));
         self
     }
 }
 
 /// One route's HTTP-metrics layer (or none, with metrics off), built knowing the route
-/// template, so a request never looks up or copies its matched path.
+/// template, so a request never looks up or copies its matched path; and the methods it serves.
 ///
 /// The layer wraps each *handler* (`Handler::layer`), not the route (`route_layer`): axum boxes
 /// a route layer as a route of its own, and a request would pay for cloning that box as well.
 /// Like a route layer, it leaves the route's 405 answers uncounted.
-struct Track(Option<crate::metrics::HttpMetricsLayer>);
+struct Track {
+    layer: Option<crate::metrics::HttpMetricsLayer>,
+    methods: RefCell<Vec<Method>>,
+}
 
 impl Track {
-    fn on<H, T>(&self, filter: axum::routing::MethodFilter, handler: H) -> MethodRouter<AppState>
+    fn on<H, T>(&self, method: Method, handler: H) -> MethodRouter<AppState>
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        match &self.0 {
+        // Runs while the router is built, at start-up; every method the routes above name is
+        // one axum filters on.
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum filters on");
+        self.methods.borrow_mut().push(method);
+        match &self.layer {
             Some(layer) => axum::routing::on(filter, handler.layer(layer.clone())),
             None => axum::routing::on(filter, handler),
         }

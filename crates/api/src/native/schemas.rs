@@ -28,6 +28,22 @@ pub(crate) fn parse_id(raw: &str) -> ApiResult<SchemaId> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schemas/{id}",
+    tag = "schemas",
+    summary = "A version by id, whatever its state",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The record; `ETag` is its checksum", body = super::openapi::Record),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_schema(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -91,6 +107,24 @@ fn matches_etag(headers: &HeaderMap, checksum: &str) -> bool {
 }
 
 /// `GET /api/v1/schemas/{id}/content`: the raw document, with its checksum as `ETag`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schemas/{id}/content",
+    tag = "schemas",
+    summary = "The canonical document alone",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+        ("If-None-Match" = Option<String>, Header, description = "The checksum, for 304"),
+    ),
+    responses(
+        (status = 200, description = "The document in its format's media type; `ETag`, `Cache-Control: immutable`", body = String, content_type = "application/schema+json"),
+        (status = 304, description = "The document has not changed"),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_content(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -126,6 +160,23 @@ const CEILING_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 /// document. Object-held content on S3 gets a presigned S3 GET URL (clients download it without
 /// going through the registry); anything else gets this API's own `/content` URL, which does
 /// not expire (`expires_at` is null and `presigned` false).
+#[utoipa::path(
+    get,
+    path = "/api/v1/schemas/{id}/content-url",
+    tag = "schemas",
+    summary = "A URL for the raw document",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+        ("expires_in" = Option<u64>, Query, description = "Seconds, 1 to 604800; default 300"),
+    ),
+    responses(
+        (status = 200, description = "`{\"url\", \"expires_at\", \"expires_in\", \"presigned\"}`", body = super::openapi::Json),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn content_url(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -183,6 +234,26 @@ pub struct StateRequest {
 }
 
 /// `PATCH /api/v1/schemas/{id}` with `{"state": "deprecated" | "active"}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/schemas/{id}",
+    tag = "schemas",
+    summary = "Set a version's state",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+    ),
+    request_body(content = super::openapi::StateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The record", body = super::openapi::Record),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 409, description = "`schema_deleted`", body = super::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = super::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_state`, `invalid_json`, `invalid_body`, `invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn set_state(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -230,6 +301,23 @@ async fn walk(
 }
 
 /// `GET /api/v1/schemas/{id}/dependencies[?transitive=true]`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schemas/{id}/dependencies",
+    tag = "schemas",
+    summary = "What a version references",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+        ("transitive" = Option<bool>, Query, description = "Follow references transitively"),
+    ),
+    responses(
+        (status = 200, description = "`{\"schema_id\", \"transitive\", \"dependencies\": [...]}`", body = super::openapi::Json),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn dependencies(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -239,6 +327,23 @@ pub async fn dependencies(
 }
 
 /// `GET /api/v1/schemas/{id}/dependents[?transitive=true]`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schemas/{id}/dependents",
+    tag = "schemas",
+    summary = "What references a version",
+    params(
+        ("id" = String, Path, description = "Schema id (UUID)"),
+        ("transitive" = Option<bool>, Query, description = "Follow references transitively"),
+    ),
+    responses(
+        (status = 200, description = "`{\"schema_id\", \"transitive\", \"dependents\": [...]}`", body = super::openapi::Json),
+        (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn dependents(
     State(state): State<AppState>,
     Segments(id): Segments<String>,

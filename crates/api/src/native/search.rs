@@ -31,6 +31,28 @@ fn metadata_value(raw: &str) -> Value {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "search",
+    summary = "Search versions",
+    params(
+        ("q" = Option<String>, Query, description = "Free text (at most 1024 bytes) in subject, description and schema text"),
+        ("subject_prefix" = Option<String>, Query, description = "Only subjects starting with this"),
+        ("tag" = Option<Vec<String>>, Query, description = "Repeatable; every tag must be present"),
+        ("format" = Option<String>, Query, description = "`json_schema`, `avro` or `protobuf`"),
+        ("state" = Option<String>, Query, description = "`active`, `deprecated` or `deleted` (deleted versions only when asked)"),
+        ("metadata.KEY" = Option<String>, Query, description = "Repeatable, one per key: the version's metadata has KEY with this value (a JSON scalar, else the string)"),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
+        ("offset" = Option<u64>, Query, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, description = "`{\"results\": [records], \"total\"}`", body = super::openapi::Json),
+        (status = 422, description = "`invalid_query`, `invalid_format`, `invalid_state`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn search(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     query.reject_unknown(KNOWN)?;
     let (limit, offset) = page_params(&query)?;

@@ -75,6 +75,26 @@ pub(crate) fn parse_selector(raw: &str) -> Result<VersionSelector, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/subjects/{subject}/versions",
+    tag = "subjects",
+    summary = "Register a version",
+    params(
+        ("subject" = String, Path, description = "Subject name, percent-encoded (`/` as `%2F`)"),
+    ),
+    request_body(content = super::openapi::RegisterBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; `Location: /api/v1/schemas/{id}`", body = super::openapi::Record),
+        (status = 200, description = "An identical live version exists: it is returned (idempotent retry)", body = super::openapi::Record),
+        (status = 409, description = "`version_exists`", body = super::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = super::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_json`, `invalid_body`, `invalid_subject`, `invalid_version`, `invalid_bump`, `invalid_format`, `invalid_schema`, `invalid_description`, `invalid_metadata`, `invalid_tag`, `invalid_reference`, `unknown_reference`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     Segments(subject): Segments<String>,
@@ -98,6 +118,23 @@ pub async fn register(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subjects/{subject}/versions",
+    tag = "subjects",
+    summary = "List a subject's versions",
+    params(
+        ("subject" = String, Path, description = "Subject name, percent-encoded (`/` as `%2F`)"),
+        ("include_deleted" = Option<bool>, Query, description = "`true`/`false`/`1`/`0`: include soft-deleted versions"),
+    ),
+    responses(
+        (status = 200, description = "`{\"versions\": [...]}` in ascending semver order", body = super::openapi::Json),
+        (status = 404, description = "`subject_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_subject`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_versions(
     State(state): State<AppState>,
     Segments(subject): Segments<String>,
@@ -113,6 +150,24 @@ pub async fn list_versions(
     Ok(Json(json!({ "versions": versions })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subjects/{subject}/versions/{version}",
+    tag = "subjects",
+    summary = "One version of a subject",
+    params(
+        ("subject" = String, Path, description = "Subject name, percent-encoded (`/` as `%2F`)"),
+        ("version" = String, Path, description = "`latest` or an exact semantic version"),
+        ("include_deleted" = Option<bool>, Query, description = "`true`/`false`/`1`/`0`: include soft-deleted versions"),
+    ),
+    responses(
+        (status = 200, description = "The record; `ETag` is its checksum", body = super::openapi::Record),
+        (status = 404, description = "`subject_not_found`, `version_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_subject`, `invalid_version`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_version(
     State(state): State<AppState>,
     Segments((subject, version)): Segments<(String, String)>,
@@ -145,6 +200,25 @@ pub(crate) fn set_etag(headers: &mut HeaderMap, checksum: &str) {
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subjects/{subject}/versions/{version}",
+    tag = "subjects",
+    summary = "Soft-delete a version, or delete a soft-deleted one for good",
+    params(
+        ("subject" = String, Path, description = "Subject name, percent-encoded (`/` as `%2F`)"),
+        ("version" = String, Path, description = "`latest` or an exact semantic version"),
+        ("permanent" = Option<bool>, Query, description = "Delete a soft-deleted version for good"),
+    ),
+    responses(
+        (status = 200, description = "The record, with `\"permanent\"`", body = super::openapi::Json),
+        (status = 404, description = "`version_not_found`", body = super::openapi::ErrorBody),
+        (status = 409, description = "`not_soft_deleted`, `schema_referenced`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_subject`, `invalid_version` (also for `latest`), `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_version(
     State(state): State<AppState>,
     Segments((subject, version)): Segments<(String, String)>,
@@ -170,6 +244,22 @@ pub async fn delete_version(
     Ok(Json(body))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subjects/{subject}",
+    tag = "subjects",
+    summary = "Soft-delete every live version of a subject",
+    params(
+        ("subject" = String, Path, description = "Subject name, percent-encoded (`/` as `%2F`)"),
+    ),
+    responses(
+        (status = 200, description = "`{\"subject\", \"deleted_versions\"}`", body = super::openapi::Json),
+        (status = 404, description = "`subject_not_found`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_subject`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_subject(
     State(state): State<AppState>,
     Segments(subject): Segments<String>,
@@ -184,6 +274,23 @@ pub async fn delete_subject(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subjects",
+    tag = "subjects",
+    summary = "List subjects with a live version",
+    params(
+        ("prefix" = Option<String>, Query, description = "Only subjects starting with this (case-sensitive)"),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
+        ("offset" = Option<u64>, Query, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, description = "`{\"subjects\": [{\"subject\", \"latest_version\", \"version_count\"}], \"total\"}`", body = super::openapi::Json),
+        (status = 422, description = "`invalid_query` (unknown or malformed query parameter), `invalid_path`", body = super::openapi::ErrorBody),
+        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
+        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_subjects(
     State(state): State<AppState>,
     query: QueryPairs,

@@ -44,6 +44,7 @@ mod lifecycle;
 mod listing;
 mod metrics;
 mod objects;
+mod openapi;
 mod processes;
 mod reads;
 mod registration;
