@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schema_registry_core::content::contains_nul;
 use schema_registry_core::{
     Limits, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
 };
@@ -36,6 +37,46 @@ where
     match tokio::spawn(write).await {
         Ok(result) => Ok(result?),
         Err(e) => Err(RegistryError::Incomplete(e.to_string())),
+    }
+}
+
+/// Refuses a search that storage could not run: free text over [`MAX_SEARCH_TEXT_BYTES`], or
+/// a NUL in any string (text, prefix, tag, metadata key, or anywhere inside a metadata value,
+/// which may be JSON whose escape `\u0000` only becomes a NUL once parsed). PostgreSQL's text
+/// and jsonb cannot hold NUL; refusing it here answers the same on every backend.
+fn check_search(query: &SearchQuery) -> RegistryResult<()> {
+    if query
+        .text
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_SEARCH_TEXT_BYTES)
+    {
+        return Err(RegistryError::invalid(
+            "invalid_query",
+            format!("q is limited to {MAX_SEARCH_TEXT_BYTES} bytes"),
+        ));
+    }
+    let nul = |s: &str| s.contains('\0');
+    let nul_in = if query.text.as_deref().is_some_and(nul) {
+        Some("q")
+    } else if query.subject_prefix.as_deref().is_some_and(nul) {
+        Some("subject_prefix")
+    } else if query.tags.iter().any(|t| nul(t)) {
+        Some("tag")
+    } else if query
+        .metadata
+        .iter()
+        .any(|(k, v)| nul(k) || contains_nul(v))
+    {
+        Some("metadata")
+    } else {
+        None
+    };
+    match nul_in {
+        Some(field) => Err(RegistryError::invalid(
+            "invalid_query",
+            format!("the {field} filter contains a NUL character"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -85,18 +126,10 @@ impl Registry {
         Ok(self.storage.list_subjects(query).await?)
     }
 
-    /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`].
+    /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`], and no string of the
+    /// query may hold a NUL (see [`check_search`]).
     pub async fn search(&self, query: &SearchQuery) -> RegistryResult<Page<SchemaRecord>> {
-        if query
-            .text
-            .as_ref()
-            .is_some_and(|t| t.len() > MAX_SEARCH_TEXT_BYTES)
-        {
-            return Err(RegistryError::invalid(
-                "invalid_query",
-                format!("q is limited to {MAX_SEARCH_TEXT_BYTES} bytes"),
-            ));
-        }
+        check_search(query)?;
         Ok(self.storage.search(query).await?)
     }
 
@@ -185,5 +218,60 @@ impl Registry {
     /// Every tier's state besides the database.
     pub fn tiers(&self) -> Vec<TierHealth> {
         self.storage.tiers()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+
+    fn code(query: &SearchQuery) -> Option<&'static str> {
+        match check_search(query) {
+            Ok(()) => None,
+            Err(RegistryError::Invalid { code, .. }) => Some(code),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn with_metadata(key: &str, value: Value) -> SearchQuery {
+        let mut metadata = Map::new();
+        metadata.insert(key.into(), value);
+        SearchQuery {
+            metadata,
+            ..SearchQuery::default()
+        }
+    }
+
+    #[test]
+    fn search_refuses_nul_anywhere() {
+        assert_eq!(code(&with_metadata("n", json!("ok"))), None);
+        assert_eq!(
+            code(&with_metadata("n", json!("\u{0}"))),
+            Some("invalid_query")
+        );
+        assert_eq!(
+            code(&with_metadata("n\u{0}", json!(1))),
+            Some("invalid_query")
+        );
+        let nested = with_metadata("n", json!({"a": ["x", {"\u{0}": 1}]}));
+        assert_eq!(code(&nested), Some("invalid_query"));
+        for query in [
+            SearchQuery {
+                text: Some("a\u{0}".into()),
+                ..SearchQuery::default()
+            },
+            SearchQuery {
+                subject_prefix: Some("\u{0}".into()),
+                ..SearchQuery::default()
+            },
+            SearchQuery {
+                tags: vec!["t".into(), "\u{0}".into()],
+                ..SearchQuery::default()
+            },
+        ] {
+            assert_eq!(code(&query), Some("invalid_query"), "{query:?}");
+        }
     }
 }

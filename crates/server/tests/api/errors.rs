@@ -9,7 +9,77 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, assert_error_body, encode, json_of, Backend, TestApp};
 
-on_both_backends!(unknown_things_are_not_found_and_refused_writes_change_nothing);
+on_both_backends!(
+    unknown_things_are_not_found_and_refused_writes_change_nothing,
+    nul_is_refused_wherever_it_hides
+);
+
+/// PostgreSQL's text and jsonb take no NUL, raw or as the escape `\u0000`: every value that
+/// would reach them is refused with 422 and the route's code, on both backends alike, and
+/// nothing is stored.
+async fn nul_is_refused_wherever_it_hides(app: &TestApp) {
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let posts: Vec<(Value, &str)> = vec![
+        (json!({"schema": {"title": "a\u{0}b"}}), "invalid_schema"),
+        (json!({"schema": {"k\u{0}": 1}}), "invalid_schema"),
+        (
+            json!({"schema": {"a": [{"b": ["\u{0}"]}]}}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": "{\"type\": \"record\", \"name\": \"R\", \"doc\": \"\\u0000\", \"fields\": []}", "format": "avro"}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": "syntax = \"proto3\"; // \u{0}", "format": "protobuf"}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k": "\u{0}"}}),
+            "invalid_metadata",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k\u{0}": 1}}),
+            "invalid_metadata",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k": {"n": ["x", {"\u{0}": 1}]}}}),
+            "invalid_metadata",
+        ),
+        (json!({"schema": {}, "tags": ["a\u{0}"]}), "invalid_tag"),
+        (
+            json!({"schema": {}, "description": "d\u{0}"}),
+            "invalid_description",
+        ),
+    ];
+    for (body, code) in posts {
+        let text = body.to_string();
+        assert!(text.contains("\\u0000"), "sent as an escape: {text}");
+        let resp = app.post_json("/api/v1/subjects/nul/versions", &body).await;
+        let (got, err) = json_of(resp).await;
+        assert_error_body(got, &err, unprocessable, code, &format!("POST {text}"));
+    }
+    for query in [
+        "metadata.n=%22%5Cu0000%22",
+        "metadata.n=%00",
+        "metadata.%00=1",
+        "q=%00",
+        "tag=%00",
+        "subject_prefix=%00",
+    ] {
+        let path = format!("/api/v1/search?{query}");
+        let (got, err) = json_of(app.get(&path).await).await;
+        assert_error_body(
+            got,
+            &err,
+            unprocessable,
+            "invalid_query",
+            &format!("GET {path}"),
+        );
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing was stored");
+}
 
 /// Lookups of what does not exist are 404 with the code naming what is missing; writes that
 /// storage refuses (a reference to nothing, a version already taken) leave everything as it was.
