@@ -504,3 +504,50 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     let (_, still) = app.get_json(&format!("/api/v1/schemas/{id}")).await;
     assert_eq!(still, original);
 }
+
+/// A `%` in a path segment that does not start an escape of two hex digits is 422
+/// `invalid_path`, never taken literally into a subject name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_percent_escapes_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    for segment in ["%", "%zz", "a%2", "a%2g", "%%41", "ok%"] {
+        let path = format!("/api/v1/subjects/{segment}/versions");
+        let resp = app.post_json(&path, &json!({"schema": {}})).await;
+        let (got, err) = json_of(resp).await;
+        assert_error_body(
+            got,
+            &err,
+            unprocessable,
+            "invalid_path",
+            &format!("POST {path}"),
+        );
+        for path in [
+            format!("/api/v1/subjects/{segment}/versions"),
+            format!("/api/v1/subjects/keep/versions/{segment}"),
+            format!("/api/v1/schemas/{segment}"),
+        ] {
+            let (got, err) = app.get_json(&path).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_path",
+                &format!("GET {path}"),
+            );
+        }
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing was stored");
+    // A well-formed escape still decodes, in either case of hex digit.
+    let resp = app
+        .post_json("/api/v1/subjects/a%2fb/versions", &json!({"schema": {}}))
+        .await;
+    let (status, created) = json_of(resp).await;
+    assert_eq!(
+        (status, &created["subject"]),
+        (StatusCode::CREATED, &json!("a/b"))
+    );
+    let (status, _) = app.get_json("/api/v1/subjects/a%2Fb/versions/1.0.0").await;
+    assert_eq!(status, StatusCode::OK);
+}
