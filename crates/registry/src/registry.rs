@@ -10,8 +10,8 @@ use schema_registry_core::{
 };
 pub use schema_registry_storage::PointRead;
 use schema_registry_storage::{
-    CacheStats, EncodedRecord, Page, Registered, SearchQuery, Storage, StorageResult, StorageStats,
-    SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, EncodedRecord, NotFound, Page, Registered, SearchQuery, Storage, StorageError,
+    StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 use crate::{Registration, RegistryError, RegistryResult};
@@ -101,9 +101,33 @@ impl Registry {
         complete(async move { storage.register(new).await }).await
     }
 
-    /// A point read, with the record's encodings made once (and shared, when cached).
+    /// A point read, with the record's encodings made once (and shared, when cached): by id
+    /// whatever the state, `latest` never a deleted version, and an exact version as it is
+    /// stored, deleted or not (see [`Registry::get_version`] for the rule an API applies).
     pub async fn get(&self, read: PointRead<'_>) -> RegistryResult<Arc<EncodedRecord>> {
         Ok(self.storage.get_encoded(read).await?)
+    }
+
+    /// An exact version of a subject. A soft-deleted version is hidden (version not found)
+    /// unless `include_deleted`; by id it stays readable either way.
+    pub async fn get_version(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+        include_deleted: bool,
+    ) -> RegistryResult<Arc<EncodedRecord>> {
+        let encoded = self
+            .storage
+            .get_encoded(PointRead::Version(subject, version))
+            .await?;
+        if encoded.record.state == SchemaState::Deleted && !include_deleted {
+            return Err(StorageError::NotFound(NotFound::Version {
+                subject: subject.clone(),
+                version: version.clone(),
+            })
+            .into());
+        }
+        Ok(encoded)
     }
 
     /// A version by id, whatever its state.
@@ -242,6 +266,52 @@ mod tests {
             metadata,
             ..SearchQuery::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_exact_version_is_hidden_unless_included() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let storage = schema_registry_storage::open(&url, &Default::default())
+            .await
+            .expect("open");
+        let registry = Registry::new(storage, Limits::default());
+        let subject = Subject::parse("s".to_string()).expect("subject");
+        let registration = |n: u32| Registration {
+            schema: json!({ "n": n }),
+            ..Registration::default()
+        };
+        for n in [1, 2] {
+            registry
+                .register(subject.clone(), registration(n))
+                .await
+                .expect("register");
+        }
+        let v1 = SchemaVersion::parse("1.0.0").expect("version");
+        let v2 = SchemaVersion::parse("1.1.0").expect("version");
+        registry
+            .delete_version(subject.clone(), v2.clone(), false)
+            .await
+            .expect("soft delete");
+        for include_deleted in [false, true] {
+            let live = registry.get_version(&subject, &v1, include_deleted).await;
+            assert_eq!(live.expect("live").record.version, v1);
+        }
+        let hidden = registry.get_version(&subject, &v2, false).await;
+        assert!(
+            matches!(
+                hidden,
+                Err(RegistryError::Storage(StorageError::NotFound(
+                    NotFound::Version { .. }
+                )))
+            ),
+            "{hidden:?}"
+        );
+        let shown = registry
+            .get_version(&subject, &v2, true)
+            .await
+            .expect("shown");
+        assert_eq!(shown.record.state, SchemaState::Deleted);
     }
 
     #[test]

@@ -551,3 +551,75 @@ async fn broken_percent_escapes_are_refused() {
     let (status, _) = app.get_json("/api/v1/subjects/a%2Fb/versions/1.0.0").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A flag with a value other than `true`, `false`, `1` or `0` is 422 `invalid_query` on every
+/// route that takes one, whatever the data: `latest`, a live or deleted version, a missing
+/// subject, version or id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flags_are_refused_whatever_the_data() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let live = app.created("keep", json!({"schema": {"n": 1}})).await;
+    app.created("keep", json!({"schema": {"n": 2}})).await;
+    let (status, _) = json_of(app.delete("/api/v1/subjects/keep/versions/1.1.0").await).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = live["id"].as_str().expect("id");
+    let missing = "01a242d8-dcc5-7645-8b72-d9bd37bd4f84";
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    for value in ["banana", "", "TRUE", "yes"] {
+        let gets = [
+            format!("/api/v1/subjects/keep/versions?include_deleted={value}"),
+            format!("/api/v1/subjects/missing/versions?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/latest?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/1.0.0?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/1.1.0?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/9.0.0?include_deleted={value}"),
+            format!("/api/v1/subjects/missing/versions/latest?include_deleted={value}"),
+            format!("/api/v1/schemas/{id}/dependencies?transitive={value}"),
+            format!("/api/v1/schemas/{id}/dependents?transitive={value}"),
+            format!("/api/v1/schemas/{missing}/dependencies?transitive={value}"),
+            format!("/api/v1/schemas/{missing}/dependents?transitive={value}"),
+        ];
+        for path in gets {
+            let (got, err) = app.get_json(&path).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_query",
+                &format!("GET {path}"),
+            );
+        }
+        for path in [
+            format!("/api/v1/subjects/keep/versions/1.0.0?permanent={value}"),
+            format!("/api/v1/subjects/keep/versions/1.1.0?permanent={value}"),
+            format!("/api/v1/subjects/missing/versions/1.0.0?permanent={value}"),
+        ] {
+            let (got, err) = json_of(app.delete(&path).await).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_query",
+                &format!("DELETE {path}"),
+            );
+        }
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing changed");
+    // Good values still work: a deleted exact version is shown only with the flag on.
+    for (query, status) in [
+        ("", StatusCode::NOT_FOUND),
+        ("?include_deleted=false", StatusCode::NOT_FOUND),
+        ("?include_deleted=0", StatusCode::NOT_FOUND),
+        ("?include_deleted=true", StatusCode::OK),
+        ("?include_deleted=1", StatusCode::OK),
+    ] {
+        let path = format!("/api/v1/subjects/keep/versions/1.1.0{query}");
+        let (got, body) = app.get_json(&path).await;
+        assert_eq!(got, status, "GET {path}: {body}");
+    }
+    let (got, latest) = app
+        .get_json("/api/v1/subjects/keep/versions/latest?include_deleted=true")
+        .await;
+    assert_eq!((got, &latest["version"]), (StatusCode::OK, &json!("1.0.0")));
+}
