@@ -623,3 +623,56 @@ async fn bad_flags_are_refused_whatever_the_data() {
         .await;
     assert_eq!((got, &latest["version"]), (StatusCode::OK, &json!("1.0.0")));
 }
+
+/// A path no route matches is 404 `route_not_found`, with a hint that fits it: where the API
+/// lives for a path outside `/api/v1`, how to encode a subject that seems to hold a `/`, and no
+/// misleading hint otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_not_found_hints_fit_the_path() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let under = "/api/v1";
+    let cases = [
+        ("/nowhere", Some(under)),
+        ("/subjects/a/versions", Some(under)),
+        ("/api/v2/subjects", Some(under)),
+        ("/api/v1x", Some(under)),
+        ("/api/v1", None),
+        ("/api/v1/", None),
+        ("/api/v1/nowhere", None),
+        ("/api/v1/schemas/x/y", None),
+        ("/api/v1/subjects/a/", None),
+        ("/api/v1/subjects/a/versions/1.0.0/schema", None),
+        (
+            "/api/v1/subjects/a/b/versions",
+            Some("/api/v1/subjects/a%2Fb/versions"),
+        ),
+        (
+            "/api/v1/subjects/a/b/c/versions/1.0.0",
+            Some("/api/v1/subjects/a%2Fb%2Fc/versions/1.0.0"),
+        ),
+        (
+            "/api/v1/subjects/tools/search",
+            Some("/api/v1/subjects/tools%2Fsearch"),
+        ),
+    ];
+    for (path, hint) in cases {
+        let (got, err) = app.get_json(path).await;
+        assert_error_body(got, &err, StatusCode::NOT_FOUND, "route_not_found", path);
+        let message = err["error"]["message"].as_str().expect("message");
+        let lives_under = message.contains("lives under /api/v1");
+        match hint {
+            Some(h) if h == under => assert!(lives_under, "{path}: {message}"),
+            Some(h) => {
+                assert!(!lives_under, "{path}: {message}");
+                assert!(
+                    message.contains("%2F") && message.contains(h),
+                    "{path}: {message}"
+                );
+            }
+            None => assert!(
+                !lives_under && !message.contains("%2F"),
+                "{path}: {message}"
+            ),
+        }
+    }
+}
