@@ -223,7 +223,8 @@ fn acceptable_id(value: &HeaderValue) -> bool {
 /// Request ids for requests that arrive without a usable `x-request-id`: a fresh UUIDv7 per
 /// request (millisecond time, a counter within the millisecond, and random bits), so ids stay
 /// unique across restarts and servers and sort by time. Encoded into a stack buffer: the only
-/// allocation is the header value's own.
+/// allocation is the header value's own; the random bits come from a thread-local generator
+/// (uuid's `fast-rng`), not a `getrandom` syscall per request.
 fn fresh_request_id() -> HeaderValue {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
