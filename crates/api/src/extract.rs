@@ -48,9 +48,27 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// A single path segment, percent-decoded. Invalid UTF-8 after decoding is 422 `invalid_path`.
+/// The route's path segments, percent-decoded. A `%` that does not start an escape of two hex
+/// digits (`%`, `%zz`, `a%2`), or invalid UTF-8 after decoding, is 422 `invalid_path`: axum's
+/// decoder would keep a broken escape as literal text, and a subject name would hold it.
 #[derive(Debug, Clone)]
 pub struct Segments<T>(pub T);
+
+/// Whether every `%` in `raw` starts an escape of two hex digits.
+///
+/// Checked on the whole raw path, without allocating: a route's literal parts cannot hold a `%`
+/// (the router matches them byte for byte), so a broken escape can only sit in a segment.
+fn escapes_are_well_formed(raw: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = raw[i..].iter().position(|&b| b == b'%') {
+        let start = i + at;
+        match raw.get(start + 1..start + 3) {
+            Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => i = start + 3,
+            _ => return false,
+        }
+    }
+    true
+}
 
 impl<S, T> FromRequestParts<S> for Segments<T>
 where
@@ -60,6 +78,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !escapes_are_well_formed(parts.uri.path().as_bytes()) {
+            return Err(ApiError::invalid(
+                "invalid_path",
+                "a path segment holds a broken percent escape: `%` must be followed by two hex \
+                 digits (write a literal `%` as `%25`)",
+            ));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Segments(value)),
             Err(rejection) => Err(path_rejection(rejection)),
@@ -163,5 +188,28 @@ impl QueryPairs {
                 _ => Err("expected true or false"),
             })?
             .unwrap_or(false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_are_well_formed;
+
+    #[test]
+    fn percent_escapes_need_two_hex_digits() {
+        for ok in [
+            "",
+            "a",
+            "a%2Fb",
+            "a%2fb",
+            "%25",
+            "%41%42",
+            "/api/v1/subjects/x",
+        ] {
+            assert!(escapes_are_well_formed(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in ["%", "%zz", "a%2", "a%2g", "%%41", "ok%", "%4", "a%g1b"] {
+            assert!(!escapes_are_well_formed(bad.as_bytes()), "{bad:?}");
+        }
     }
 }

@@ -4,13 +4,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schema_registry_core::content::contains_nul;
 use schema_registry_core::{
     Limits, SchemaId, SchemaRecord, SchemaState, SchemaSummary, SchemaVersion, Subject,
 };
 pub use schema_registry_storage::PointRead;
 use schema_registry_storage::{
-    CacheStats, EncodedRecord, Page, Registered, SearchQuery, Storage, StorageResult, StorageStats,
-    SubjectQuery, SubjectSummary, TierHealth,
+    CacheStats, EncodedRecord, NotFound, Page, Registered, SearchQuery, Storage, StorageError,
+    StorageResult, StorageStats, SubjectQuery, SubjectSummary, TierHealth,
 };
 
 use crate::{Registration, RegistryError, RegistryResult};
@@ -39,6 +40,46 @@ where
     }
 }
 
+/// Refuses a search that storage could not run: free text over [`MAX_SEARCH_TEXT_BYTES`], or
+/// a NUL in any string (text, prefix, tag, metadata key, or anywhere inside a metadata value,
+/// which may be JSON whose escape `\u0000` only becomes a NUL once parsed). PostgreSQL's text
+/// and jsonb cannot hold NUL; refusing it here answers the same on every backend.
+fn check_search(query: &SearchQuery) -> RegistryResult<()> {
+    if query
+        .text
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_SEARCH_TEXT_BYTES)
+    {
+        return Err(RegistryError::invalid(
+            "invalid_query",
+            format!("q is limited to {MAX_SEARCH_TEXT_BYTES} bytes"),
+        ));
+    }
+    let nul = |s: &str| s.contains('\0');
+    let nul_in = if query.text.as_deref().is_some_and(nul) {
+        Some("q")
+    } else if query.subject_prefix.as_deref().is_some_and(nul) {
+        Some("subject_prefix")
+    } else if query.tags.iter().any(|t| nul(t)) {
+        Some("tag")
+    } else if query
+        .metadata
+        .iter()
+        .any(|(k, v)| nul(k) || contains_nul(v))
+    {
+        Some("metadata")
+    } else {
+        None
+    };
+    match nul_in {
+        Some(field) => Err(RegistryError::invalid(
+            "invalid_query",
+            format!("the {field} filter contains a NUL character"),
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, limits: Limits) -> Self {
         Registry { storage, limits }
@@ -60,9 +101,33 @@ impl Registry {
         complete(async move { storage.register(new).await }).await
     }
 
-    /// A point read, with the record's encodings made once (and shared, when cached).
+    /// A point read, with the record's encodings made once (and shared, when cached): by id
+    /// whatever the state, `latest` never a deleted version, and an exact version as it is
+    /// stored, deleted or not (see [`Registry::get_version`] for the rule an API applies).
     pub async fn get(&self, read: PointRead<'_>) -> RegistryResult<Arc<EncodedRecord>> {
         Ok(self.storage.get_encoded(read).await?)
+    }
+
+    /// An exact version of a subject. A soft-deleted version is hidden (version not found)
+    /// unless `include_deleted`; by id it stays readable either way.
+    pub async fn get_version(
+        &self,
+        subject: &Subject,
+        version: &SchemaVersion,
+        include_deleted: bool,
+    ) -> RegistryResult<Arc<EncodedRecord>> {
+        let encoded = self
+            .storage
+            .get_encoded(PointRead::Version(subject, version))
+            .await?;
+        if encoded.record.state == SchemaState::Deleted && !include_deleted {
+            return Err(StorageError::NotFound(NotFound::Version {
+                subject: subject.clone(),
+                version: version.clone(),
+            })
+            .into());
+        }
+        Ok(encoded)
     }
 
     /// A version by id, whatever its state.
@@ -85,18 +150,10 @@ impl Registry {
         Ok(self.storage.list_subjects(query).await?)
     }
 
-    /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`].
+    /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`], and no string of the
+    /// query may hold a NUL (see [`check_search`]).
     pub async fn search(&self, query: &SearchQuery) -> RegistryResult<Page<SchemaRecord>> {
-        if query
-            .text
-            .as_ref()
-            .is_some_and(|t| t.len() > MAX_SEARCH_TEXT_BYTES)
-        {
-            return Err(RegistryError::invalid(
-                "invalid_query",
-                format!("q is limited to {MAX_SEARCH_TEXT_BYTES} bytes"),
-            ));
-        }
+        check_search(query)?;
         Ok(self.storage.search(query).await?)
     }
 
@@ -185,5 +242,106 @@ impl Registry {
     /// Every tier's state besides the database.
     pub fn tiers(&self) -> Vec<TierHealth> {
         self.storage.tiers()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+
+    fn code(query: &SearchQuery) -> Option<&'static str> {
+        match check_search(query) {
+            Ok(()) => None,
+            Err(RegistryError::Invalid { code, .. }) => Some(code),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn with_metadata(key: &str, value: Value) -> SearchQuery {
+        let mut metadata = Map::new();
+        metadata.insert(key.into(), value);
+        SearchQuery {
+            metadata,
+            ..SearchQuery::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_exact_version_is_hidden_unless_included() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let storage = schema_registry_storage::open(&url, &Default::default())
+            .await
+            .expect("open");
+        let registry = Registry::new(storage, Limits::default());
+        let subject = Subject::parse("s".to_string()).expect("subject");
+        let registration = |n: u32| Registration {
+            schema: json!({ "n": n }),
+            ..Registration::default()
+        };
+        for n in [1, 2] {
+            registry
+                .register(subject.clone(), registration(n))
+                .await
+                .expect("register");
+        }
+        let v1 = SchemaVersion::parse("1.0.0").expect("version");
+        let v2 = SchemaVersion::parse("1.1.0").expect("version");
+        registry
+            .delete_version(subject.clone(), v2.clone(), false)
+            .await
+            .expect("soft delete");
+        for include_deleted in [false, true] {
+            let live = registry.get_version(&subject, &v1, include_deleted).await;
+            assert_eq!(live.expect("live").record.version, v1);
+        }
+        let hidden = registry.get_version(&subject, &v2, false).await;
+        assert!(
+            matches!(
+                hidden,
+                Err(RegistryError::Storage(StorageError::NotFound(
+                    NotFound::Version { .. }
+                )))
+            ),
+            "{hidden:?}"
+        );
+        let shown = registry
+            .get_version(&subject, &v2, true)
+            .await
+            .expect("shown");
+        assert_eq!(shown.record.state, SchemaState::Deleted);
+    }
+
+    #[test]
+    fn search_refuses_nul_anywhere() {
+        assert_eq!(code(&with_metadata("n", json!("ok"))), None);
+        assert_eq!(
+            code(&with_metadata("n", json!("\u{0}"))),
+            Some("invalid_query")
+        );
+        assert_eq!(
+            code(&with_metadata("n\u{0}", json!(1))),
+            Some("invalid_query")
+        );
+        let nested = with_metadata("n", json!({"a": ["x", {"\u{0}": 1}]}));
+        assert_eq!(code(&nested), Some("invalid_query"));
+        for query in [
+            SearchQuery {
+                text: Some("a\u{0}".into()),
+                ..SearchQuery::default()
+            },
+            SearchQuery {
+                subject_prefix: Some("\u{0}".into()),
+                ..SearchQuery::default()
+            },
+            SearchQuery {
+                tags: vec!["t".into(), "\u{0}".into()],
+                ..SearchQuery::default()
+            },
+        ] {
+            assert_eq!(code(&query), Some("invalid_query"), "{query:?}");
+        }
     }
 }

@@ -198,11 +198,43 @@ impl Track {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "route_not_found",
-        "no such route; the API lives under /api/v1",
-    )
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found("route_not_found", not_found_message(uri.path()))
+}
+
+/// The 404 message for a path no route matches, with a hint only where one fits: where the API
+/// lives, for a path outside `/api/v1`; how to encode the subject, for a path under
+/// `/api/v1/subjects/` whose subject seems to hold an unencoded `/`.
+fn not_found_message(path: &str) -> String {
+    if path != "/api/v1" && !path.starts_with("/api/v1/") {
+        return "no such route; the API lives under /api/v1".into();
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/subjects/") {
+        let segments: Vec<&str> = rest.split('/').collect();
+        // The subject ends before the first `versions` segment (if any), which must end the
+        // path or be followed by one version: otherwise the path is wrong in another way.
+        let end = segments
+            .iter()
+            .skip(1)
+            .position(|s| *s == "versions")
+            .map_or(segments.len(), |i| i + 1);
+        if segments.len() - end > 2 {
+            return "no such route under /api/v1".into();
+        }
+        let subject = &segments[..end];
+        if subject.len() >= 2 && subject.iter().all(|s| !s.is_empty()) {
+            let mut suggested = format!("/api/v1/subjects/{}", subject.join("%2F"));
+            for tail in &segments[end..] {
+                suggested.push('/');
+                suggested.push_str(tail);
+            }
+            return format!(
+                "no such route; a subject name holding `/` must encode it as `%2F`, as in \
+                 {suggested}"
+            );
+        }
+    }
+    "no such route under /api/v1".into()
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -228,4 +260,45 @@ pub(crate) fn page_params(q: &QueryPairs) -> Result<(u32, u64), ApiError> {
         })?
         .unwrap_or(0);
     Ok((limit, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_found_message;
+
+    #[test]
+    fn not_found_hints_fit_the_path() {
+        let outside = "no such route; the API lives under /api/v1";
+        let under = "no such route under /api/v1";
+        for (path, message) in [
+            ("/", outside),
+            ("/v1/subjects", outside),
+            ("/api/v1x", outside),
+            ("/api/v1", under),
+            ("/api/v1/nowhere", under),
+            ("/api/v1/subjects/a/", under),
+            ("/api/v1/subjects//b", under),
+            ("/api/v1/subjects/a/versions/1.0.0/schema", under),
+            ("/api/v1/subjects/a/b/versions/1.0.0/schema", under),
+        ] {
+            assert_eq!(not_found_message(path), message, "{path}");
+        }
+        for (path, suggested) in [
+            ("/api/v1/subjects/a/b", "/api/v1/subjects/a%2Fb"),
+            (
+                "/api/v1/subjects/a/b/versions",
+                "/api/v1/subjects/a%2Fb/versions",
+            ),
+            (
+                "/api/v1/subjects/a/b/versions/latest",
+                "/api/v1/subjects/a%2Fb/versions/latest",
+            ),
+        ] {
+            let message = not_found_message(path);
+            assert!(
+                message.ends_with(&format!("as in {suggested}")),
+                "{path}: {message}"
+            );
+        }
+    }
 }

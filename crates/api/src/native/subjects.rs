@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use schema_registry_core::{SchemaState, SchemaVersion, Subject};
+use schema_registry_core::{SchemaVersion, Subject};
 use schema_registry_registry::{PointRead, Registration, RegistrationReference};
-use schema_registry_storage::{StorageError, SubjectQuery};
+use schema_registry_storage::SubjectQuery;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -175,20 +175,17 @@ pub async fn get_version(
 ) -> ApiResult<Response> {
     query.reject_unknown(&["include_deleted"])?;
     let subject = Subject::parse(subject)?;
-    let encoded = match parse_selector(&version)? {
+    let selector = parse_selector(&version)?;
+    // Parsed whatever the selector and the data: a bad value is refused even where the flag
+    // changes nothing (`latest` is never a deleted version).
+    let include_deleted = query.flag("include_deleted")?;
+    let encoded = match selector {
         VersionSelector::Latest => state.registry.get(PointRead::Latest(&subject)).await?,
         VersionSelector::Exact(v) => {
-            let encoded = state.registry.get(PointRead::Version(&subject, &v)).await?;
-            if encoded.record.state == SchemaState::Deleted && !query.flag("include_deleted")? {
-                return Err(
-                    StorageError::NotFound(schema_registry_storage::NotFound::Version {
-                        subject,
-                        version: v,
-                    })
-                    .into(),
-                );
-            }
-            encoded
+            state
+                .registry
+                .get_version(&subject, &v, include_deleted)
+                .await?
         }
     };
     Ok(super::schemas::record_response(encoded))

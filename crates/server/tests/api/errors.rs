@@ -9,7 +9,77 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, assert_error_body, encode, json_of, Backend, TestApp};
 
-on_both_backends!(unknown_things_are_not_found_and_refused_writes_change_nothing);
+on_both_backends!(
+    unknown_things_are_not_found_and_refused_writes_change_nothing,
+    nul_is_refused_wherever_it_hides
+);
+
+/// PostgreSQL's text and jsonb take no NUL, raw or as the escape `\u0000`: every value that
+/// would reach them is refused with 422 and the route's code, on both backends alike, and
+/// nothing is stored.
+async fn nul_is_refused_wherever_it_hides(app: &TestApp) {
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let posts: Vec<(Value, &str)> = vec![
+        (json!({"schema": {"title": "a\u{0}b"}}), "invalid_schema"),
+        (json!({"schema": {"k\u{0}": 1}}), "invalid_schema"),
+        (
+            json!({"schema": {"a": [{"b": ["\u{0}"]}]}}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": "{\"type\": \"record\", \"name\": \"R\", \"doc\": \"\\u0000\", \"fields\": []}", "format": "avro"}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": "syntax = \"proto3\"; // \u{0}", "format": "protobuf"}),
+            "invalid_schema",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k": "\u{0}"}}),
+            "invalid_metadata",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k\u{0}": 1}}),
+            "invalid_metadata",
+        ),
+        (
+            json!({"schema": {}, "metadata": {"k": {"n": ["x", {"\u{0}": 1}]}}}),
+            "invalid_metadata",
+        ),
+        (json!({"schema": {}, "tags": ["a\u{0}"]}), "invalid_tag"),
+        (
+            json!({"schema": {}, "description": "d\u{0}"}),
+            "invalid_description",
+        ),
+    ];
+    for (body, code) in posts {
+        let text = body.to_string();
+        assert!(text.contains("\\u0000"), "sent as an escape: {text}");
+        let resp = app.post_json("/api/v1/subjects/nul/versions", &body).await;
+        let (got, err) = json_of(resp).await;
+        assert_error_body(got, &err, unprocessable, code, &format!("POST {text}"));
+    }
+    for query in [
+        "metadata.n=%22%5Cu0000%22",
+        "metadata.n=%00",
+        "metadata.%00=1",
+        "q=%00",
+        "tag=%00",
+        "subject_prefix=%00",
+    ] {
+        let path = format!("/api/v1/search?{query}");
+        let (got, err) = json_of(app.get(&path).await).await;
+        assert_error_body(
+            got,
+            &err,
+            unprocessable,
+            "invalid_query",
+            &format!("GET {path}"),
+        );
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing was stored");
+}
 
 /// Lookups of what does not exist are 404 with the code naming what is missing; writes that
 /// storage refuses (a reference to nothing, a version already taken) leave everything as it was.
@@ -433,4 +503,176 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     );
     let (_, still) = app.get_json(&format!("/api/v1/schemas/{id}")).await;
     assert_eq!(still, original);
+}
+
+/// A `%` in a path segment that does not start an escape of two hex digits is 422
+/// `invalid_path`, never taken literally into a subject name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_percent_escapes_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    for segment in ["%", "%zz", "a%2", "a%2g", "%%41", "ok%"] {
+        let path = format!("/api/v1/subjects/{segment}/versions");
+        let resp = app.post_json(&path, &json!({"schema": {}})).await;
+        let (got, err) = json_of(resp).await;
+        assert_error_body(
+            got,
+            &err,
+            unprocessable,
+            "invalid_path",
+            &format!("POST {path}"),
+        );
+        for path in [
+            format!("/api/v1/subjects/{segment}/versions"),
+            format!("/api/v1/subjects/keep/versions/{segment}"),
+            format!("/api/v1/schemas/{segment}"),
+        ] {
+            let (got, err) = app.get_json(&path).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_path",
+                &format!("GET {path}"),
+            );
+        }
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing was stored");
+    // A well-formed escape still decodes, in either case of hex digit.
+    let resp = app
+        .post_json("/api/v1/subjects/a%2fb/versions", &json!({"schema": {}}))
+        .await;
+    let (status, created) = json_of(resp).await;
+    assert_eq!(
+        (status, &created["subject"]),
+        (StatusCode::CREATED, &json!("a/b"))
+    );
+    let (status, _) = app.get_json("/api/v1/subjects/a%2Fb/versions/1.0.0").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A flag with a value other than `true`, `false`, `1` or `0` is 422 `invalid_query` on every
+/// route that takes one, whatever the data: `latest`, a live or deleted version, a missing
+/// subject, version or id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flags_are_refused_whatever_the_data() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let live = app.created("keep", json!({"schema": {"n": 1}})).await;
+    app.created("keep", json!({"schema": {"n": 2}})).await;
+    let (status, _) = json_of(app.delete("/api/v1/subjects/keep/versions/1.1.0").await).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = live["id"].as_str().expect("id");
+    let missing = "01a242d8-dcc5-7645-8b72-d9bd37bd4f84";
+    let stats_before = app.data_stats().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    for value in ["banana", "", "TRUE", "yes"] {
+        let gets = [
+            format!("/api/v1/subjects/keep/versions?include_deleted={value}"),
+            format!("/api/v1/subjects/missing/versions?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/latest?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/1.0.0?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/1.1.0?include_deleted={value}"),
+            format!("/api/v1/subjects/keep/versions/9.0.0?include_deleted={value}"),
+            format!("/api/v1/subjects/missing/versions/latest?include_deleted={value}"),
+            format!("/api/v1/schemas/{id}/dependencies?transitive={value}"),
+            format!("/api/v1/schemas/{id}/dependents?transitive={value}"),
+            format!("/api/v1/schemas/{missing}/dependencies?transitive={value}"),
+            format!("/api/v1/schemas/{missing}/dependents?transitive={value}"),
+        ];
+        for path in gets {
+            let (got, err) = app.get_json(&path).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_query",
+                &format!("GET {path}"),
+            );
+        }
+        for path in [
+            format!("/api/v1/subjects/keep/versions/1.0.0?permanent={value}"),
+            format!("/api/v1/subjects/keep/versions/1.1.0?permanent={value}"),
+            format!("/api/v1/subjects/missing/versions/1.0.0?permanent={value}"),
+        ] {
+            let (got, err) = json_of(app.delete(&path).await).await;
+            assert_error_body(
+                got,
+                &err,
+                unprocessable,
+                "invalid_query",
+                &format!("DELETE {path}"),
+            );
+        }
+    }
+    assert_eq!(app.data_stats().await, stats_before, "nothing changed");
+    // Good values still work: a deleted exact version is shown only with the flag on.
+    for (query, status) in [
+        ("", StatusCode::NOT_FOUND),
+        ("?include_deleted=false", StatusCode::NOT_FOUND),
+        ("?include_deleted=0", StatusCode::NOT_FOUND),
+        ("?include_deleted=true", StatusCode::OK),
+        ("?include_deleted=1", StatusCode::OK),
+    ] {
+        let path = format!("/api/v1/subjects/keep/versions/1.1.0{query}");
+        let (got, body) = app.get_json(&path).await;
+        assert_eq!(got, status, "GET {path}: {body}");
+    }
+    let (got, latest) = app
+        .get_json("/api/v1/subjects/keep/versions/latest?include_deleted=true")
+        .await;
+    assert_eq!((got, &latest["version"]), (StatusCode::OK, &json!("1.0.0")));
+}
+
+/// A path no route matches is 404 `route_not_found`, with a hint that fits it: where the API
+/// lives for a path outside `/api/v1`, how to encode a subject that seems to hold a `/`, and no
+/// misleading hint otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_not_found_hints_fit_the_path() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let under = "/api/v1";
+    let cases = [
+        ("/nowhere", Some(under)),
+        ("/subjects/a/versions", Some(under)),
+        ("/api/v2/subjects", Some(under)),
+        ("/api/v1x", Some(under)),
+        ("/api/v1", None),
+        ("/api/v1/", None),
+        ("/api/v1/nowhere", None),
+        ("/api/v1/schemas/x/y", None),
+        ("/api/v1/subjects/a/", None),
+        ("/api/v1/subjects/a/versions/1.0.0/schema", None),
+        (
+            "/api/v1/subjects/a/b/versions",
+            Some("/api/v1/subjects/a%2Fb/versions"),
+        ),
+        (
+            "/api/v1/subjects/a/b/c/versions/1.0.0",
+            Some("/api/v1/subjects/a%2Fb%2Fc/versions/1.0.0"),
+        ),
+        (
+            "/api/v1/subjects/tools/search",
+            Some("/api/v1/subjects/tools%2Fsearch"),
+        ),
+    ];
+    for (path, hint) in cases {
+        let (got, err) = app.get_json(path).await;
+        assert_error_body(got, &err, StatusCode::NOT_FOUND, "route_not_found", path);
+        let message = err["error"]["message"].as_str().expect("message");
+        let lives_under = message.contains("lives under /api/v1");
+        match hint {
+            Some(h) if h == under => assert!(lives_under, "{path}: {message}"),
+            Some(h) => {
+                assert!(!lives_under, "{path}: {message}");
+                assert!(
+                    message.contains("%2F") && message.contains(h),
+                    "{path}: {message}"
+                );
+            }
+            None => assert!(
+                !lives_under && !message.contains("%2F"),
+                "{path}: {message}"
+            ),
+        }
+    }
 }

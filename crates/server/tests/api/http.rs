@@ -125,7 +125,7 @@ async fn encoded_slashes_and_non_ascii_subjects_round_trip() {
 }
 
 /// Every response carries `x-request-id`: the caller's own when it sent one, otherwise a fresh
-/// UUID-shaped id, different for every request.
+/// UUIDv7, different for every request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_set_and_propagated() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -144,10 +144,8 @@ async fn request_ids_are_set_and_propagated() {
         "/no/such/route",
     ] {
         let id = id_of(&app.get(path).await);
-        assert!(
-            uuid::Uuid::parse_str(&id).is_ok(),
-            "{id:?} is not UUID-shaped"
-        );
+        let parsed = uuid::Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{id:?}: {e}"));
+        assert_eq!(parsed.get_version_num(), 7, "{id} is not a UUIDv7");
         assert!(seen.insert(id.clone()), "{id} handed out twice");
     }
     let echoed = app
