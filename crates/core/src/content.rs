@@ -563,7 +563,7 @@ mod tests {
             json!(r#""string""#),
             json!(["null", "int"]),
         ] {
-            SchemaContent::parse(SchemaFormat::Avro, &doc).expect(&doc.to_string());
+            SchemaContent::parse(SchemaFormat::Avro, &doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
         }
     }
 
