@@ -3,8 +3,9 @@
 //!
 //! Every parser entry point that takes client input must answer `Ok` or a `DomainError`, never
 //! panic, and what it accepts must hold up: parsed again it gives the same value. A panic
-//! inside a dependency that the parser itself catches (the Avro guard) is allowed, but it is
-//! recorded ([`panic_sites`]) so that a run can report where the dependency panicked.
+//! inside a dependency that the parser itself catches (the Avro guard) keeps the server up, but
+//! it still fails the check: the validation before the call should have refused that input with
+//! a precise message. Every panic's site is recorded ([`panic_sites`]) for the run's report.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -147,27 +148,41 @@ pub fn quiet_panics() {
     });
 }
 
-/// [`check`], with a panic that escapes it returned as its message.
+/// [`check`], with a panic returned as its message: one that escaped, and also one that a
+/// parser's guard caught, because the checks before the dependency's call should have refused
+/// that input precisely (a caught panic is a finding, not a crash of the server).
 pub fn try_check(target: Target, data: &[u8]) -> Result<(), String> {
     quiet_panics();
-    panic::catch_unwind(AssertUnwindSafe(|| check(target, data)))
-        .map_err(|_| LAST.with(|l| l.borrow().clone()))
+    LAST.with(|l| l.borrow_mut().clear());
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| check(target, data)));
+    let last = LAST.with(|l| l.borrow().clone());
+    match outcome {
+        Err(_) => Err(last),
+        Ok(()) if !last.is_empty() => Err(format!("caught by the parser's guard: {last}")),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// The fuzz targets' body: a panic that escapes [`check`] is printed and aborts, which
 /// libFuzzer reports as a crash with its input.
 pub fn run(target: Target, data: &[u8]) {
     if let Err(message) = try_check(target, data) {
-        eprintln!("panic escaped the {} parser: {message}", target.name());
+        eprintln!("panic in the {} parser: {message}", target.name());
         std::process::abort();
     }
 }
 
-/// The seed corpus of `target`: every file in `fuzz/corpus/<name>/`.
+/// The seed corpus of `target`: every file in `fuzz/corpus/<name>/`, and in
+/// `fuzz/target/corpus/<name>/` when there is one (what libFuzzer kept in earlier runs), so that
+/// the property test replays it.
 pub fn seeds(target: Target) -> Vec<Vec<u8>> {
     let dir = corpus_dir(target);
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/corpus")
+        .join(target.name());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .chain(std::fs::read_dir(&kept).into_iter().flatten())
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
