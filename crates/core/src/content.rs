@@ -109,9 +109,7 @@ impl SchemaContent {
                         )))
                     }
                 };
-                apache_avro::Schema::parse_str(&text).map_err(|e| {
-                    DomainError::InvalidSchema(format!("Avro schema does not parse: {e}"))
-                })?;
+                parse_avro(&text)?;
                 text
             }
             SchemaFormat::Protobuf => match document {
@@ -200,6 +198,139 @@ impl SchemaContent {
         matches!(self.format, SchemaFormat::JsonSchema)
             || (self.format == SchemaFormat::Avro
                 && serde_json::from_str::<serde::de::IgnoredAny>(self.text()).is_ok())
+    }
+}
+
+/// Checks Avro text with `apache-avro`. The parser panics on some names it should refuse
+/// (`"name": "1R"`, `"my-record"`, such aliases or type references), so the names are checked
+/// against the specification first, for a precise message, and any panic left is caught and
+/// reported as the invalid schema it is: a dependency that cannot parse a document means bad
+/// input, never a server error.
+fn parse_avro(text: &str) -> Result<(), DomainError> {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        check_avro_names(&value)?;
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apache_avro::Schema::parse_str(text)
+    })) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(DomainError::InvalidSchema(format!(
+            "Avro schema does not parse: {e}"
+        ))),
+        Err(_) => Err(DomainError::InvalidSchema(
+            "Avro schema does not parse: the Avro parser refused it (check its names, types and defaults)".into(),
+        )),
+    }
+}
+
+/// An Avro name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_avro_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An Avro namespace: empty, or names joined by dots.
+fn is_avro_namespace(s: &str) -> bool {
+    s.is_empty() || s.split('.').all(is_avro_name)
+}
+
+/// An Avro full name, as the parser reads one: an optional namespace and a dot, then a name.
+fn is_avro_fullname(s: &str) -> bool {
+    match s.rsplit_once('.') {
+        Some((namespace, name)) => is_avro_namespace(namespace) && is_avro_name(name),
+        None => is_avro_name(s),
+    }
+}
+
+/// Walks an Avro schema's JSON (not its defaults or custom attributes) and checks every name,
+/// namespace, alias, enum symbol and type reference against the specification.
+fn check_avro_names(schema: &Value) -> Result<(), DomainError> {
+    fn bad(what: &str, value: &str, rule: &str) -> DomainError {
+        DomainError::InvalidSchema(format!(
+            "Avro schema does not parse: {what} {value:?} is not {rule}"
+        ))
+    }
+    const NAME: &str = "an Avro name ([A-Za-z_][A-Za-z0-9_]*)";
+    const FULLNAME: &str = "an Avro full name (names of [A-Za-z_][A-Za-z0-9_]* joined by dots)";
+    fn aliases(
+        object: &serde_json::Map<String, Value>,
+        rule: fn(&str) -> bool,
+        text: &str,
+    ) -> Result<(), DomainError> {
+        if let Some(Value::Array(items)) = object.get("aliases") {
+            for alias in items.iter().filter_map(Value::as_str) {
+                if !rule(alias) {
+                    return Err(bad("alias", alias, text));
+                }
+            }
+        }
+        Ok(())
+    }
+    match schema {
+        Value::String(reference) if !is_avro_fullname(reference) => {
+            Err(bad("type", reference, FULLNAME))
+        }
+        Value::Array(branches) => branches.iter().try_for_each(check_avro_names),
+        Value::Object(object) => {
+            let kind = match object.get("type") {
+                Some(Value::String(kind)) => {
+                    if !is_avro_fullname(kind) {
+                        return Err(bad("type", kind, FULLNAME));
+                    }
+                    kind.as_str()
+                }
+                Some(nested @ (Value::Object(_) | Value::Array(_))) => {
+                    return check_avro_names(nested)
+                }
+                _ => return Ok(()),
+            };
+            if matches!(kind, "record" | "error" | "enum" | "fixed") {
+                if let Some(Value::String(name)) = object.get("name") {
+                    if !is_avro_fullname(name) {
+                        return Err(bad("name", name, FULLNAME));
+                    }
+                }
+                if let Some(Value::String(namespace)) = object.get("namespace") {
+                    if !is_avro_namespace(namespace) {
+                        return Err(bad("namespace", namespace, FULLNAME));
+                    }
+                }
+                aliases(object, is_avro_fullname, FULLNAME)?;
+            }
+            match kind {
+                "record" | "error" => {
+                    if let Some(Value::Array(fields)) = object.get("fields") {
+                        for field in fields.iter().filter_map(Value::as_object) {
+                            if let Some(Value::String(name)) = field.get("name") {
+                                if !is_avro_name(name) {
+                                    return Err(bad("field name", name, NAME));
+                                }
+                            }
+                            aliases(field, is_avro_name, NAME)?;
+                            if let Some(ty) = field.get("type") {
+                                check_avro_names(ty)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                "enum" => {
+                    if let Some(Value::Array(symbols)) = object.get("symbols") {
+                        for symbol in symbols.iter().filter_map(Value::as_str) {
+                            if !is_avro_name(symbol) {
+                                return Err(bad("enum symbol", symbol, NAME));
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                "array" => object.get("items").map_or(Ok(()), check_avro_names),
+                "map" => object.get("values").map_or(Ok(()), check_avro_names),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -356,6 +487,95 @@ mod tests {
             let err = SchemaContent::parse(format, &doc).expect_err(&doc.to_string());
             assert_eq!(err.code(), "invalid_schema");
         }
+    }
+
+    /// Names the Avro parser panics on, or refuses, are invalid schemas with a message naming
+    /// the culprit; none of them panics.
+    #[test]
+    fn rejects_bad_avro_names_without_panicking() {
+        let cases = [
+            (
+                json!({"type": "record", "name": "1R", "fields": []}),
+                "\"1R\"",
+            ),
+            (
+                json!({"type": "record", "name": "my-record", "fields": []}),
+                "\"my-record\"",
+            ),
+            (
+                json!(r#"{"type":"record","name":"1R","fields":[]}"#),
+                "\"1R\"",
+            ),
+            (
+                json!({"type": "record", "name": "R", "namespace": "a.1b", "fields": []}),
+                "\"a.1b\"",
+            ),
+            (
+                json!({"type": "record", "name": "R", "aliases": ["x-y"], "fields": []}),
+                "\"x-y\"",
+            ),
+            (
+                json!({"type": "record", "name": "R", "fields": [{"name": "a b", "type": "int"}]}),
+                "\"a b\"",
+            ),
+            (
+                json!({"type": "record", "name": "R", "fields": [{"name": "f", "type": "no-such"}]}),
+                "\"no-such\"",
+            ),
+            (
+                json!({"type": "record", "name": "R", "fields": [
+                    {"name": "f", "type": {"type": "enum", "name": "E", "symbols": ["ok", "not ok"]}}
+                ]}),
+                "\"not ok\"",
+            ),
+            (json!({"type": "fixed", "name": "é", "size": 4}), "\"é\""),
+            (
+                json!({"type": "array", "items": {"type": "record", "name": "-", "fields": []}}),
+                "\"-\"",
+            ),
+            (
+                json!({"type": "map", "values": ["null", {"type": "enum", "name": "9", "symbols": []}]}),
+                "\"9\"",
+            ),
+            (json!({"type": "my-type"}), "\"my-type\""),
+            (json!(r#""1R""#), "\"1R\""),
+        ];
+        for (doc, culprit) in cases {
+            let err = SchemaContent::parse(SchemaFormat::Avro, &doc).expect_err(&doc.to_string());
+            assert_eq!(err.code(), "invalid_schema", "{doc}");
+            assert!(err.to_string().contains(culprit), "{doc}: {err}");
+        }
+    }
+
+    /// Valid names still parse: namespaces, full names, underscores, references to named types.
+    #[test]
+    fn accepts_avro_names_the_specification_allows() {
+        for doc in [
+            json!({"type": "record", "name": "_R1", "namespace": "com.example", "fields": [
+                {"name": "_id", "type": "long", "aliases": ["id_"]},
+                {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "_b"]}},
+                {"name": "again", "type": "com.example.Kind"},
+                {"name": "list", "type": {"type": "array", "items": "Kind"}},
+                {"name": "opt", "type": ["null", "string"], "default": null},
+                {"name": "meta", "type": {"type": "map", "values": "int"}, "default": {"type": 1}}
+            ]}),
+            json!({"type": "fixed", "name": "a.b.Hash", "size": 16, "aliases": ["c.Old"]}),
+            json!(r#""string""#),
+            json!(["null", "int"]),
+        ] {
+            SchemaContent::parse(SchemaFormat::Avro, &doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        }
+    }
+
+    /// Whatever the Avro parser panics on becomes `invalid_schema` (the guard behind the name
+    /// checks): text that is not JSON skips them and still cannot panic through.
+    #[test]
+    fn a_panicking_avro_parse_is_an_invalid_schema() {
+        let err = parse_avro(
+            r#"{"type":"record","name":"R","fields":[{"name":"f","type":"int"}],"aliases":["1x"]}"#,
+        )
+        .expect_err("bad alias");
+        assert_eq!(err.code(), "invalid_schema");
     }
 
     #[test]

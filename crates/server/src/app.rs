@@ -128,6 +128,7 @@ impl Application {
             metrics: self.metrics.clone(),
             registry: Registry::new(self.storage.clone(), Limits::default()),
             started: Instant::now(),
+            public_url: self.settings.public_url.clone(),
         });
         let app = app(state, self.settings.max_body_bytes);
         let addr = self.listener.local_addr()?;

@@ -257,6 +257,12 @@ settings! {
         /// Log format: `text` (human) or `json` (one object per line). Filter with RUST_LOG.
         #[arg(long, env = "SCHEMA_REGISTRY_LOG_FORMAT")]
         log_format: LogFormat = LogFormat::Text,
+        /// Public base URL of this registry (http:// or https://, no query or fragment), e.g.
+        /// https://registry.example.com: the URLs the API hands out start with it. Without it they
+        /// are built from the request's Host and X-Forwarded-Proto, which must then be valid.
+        /// [default: none]
+        #[arg(long, env = "SCHEMA_REGISTRY_PUBLIC_URL")]
+        public_url: String,
     }
 
     /// How the server uses its database: PostgreSQL's pools and maintenance, SQLite's readers,
@@ -492,6 +498,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// The public base URL, checked, without a trailing `/`.
+    pub public_url: Option<String>,
     pub storage: StorageOptions,
     /// Record and serve Prometheus metrics.
     pub metrics: bool,
@@ -564,6 +572,33 @@ fn millis(name: &'static str, n: u64) -> Result<Duration, ConfigError> {
         });
     }
     Ok(Duration::from_millis(n))
+}
+
+/// Checks `--public-url`: an absolute http or https URL with a host, no credentials, query or
+/// fragment. Returns it without a trailing `/`, ready for a path to follow.
+fn public_url(raw: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        name: "public_url",
+        message,
+    };
+    let url = url::Url::parse(raw).map_err(|e| invalid(format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "{raw:?} must start with http:// or https://"
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!("{raw:?} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(format!("{raw:?} must not hold credentials")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "{raw:?} must not have a query or a fragment"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 impl Settings {
@@ -697,6 +732,7 @@ impl Settings {
             max_body_bytes,
             shutdown_timeout: secs("shutdown_timeout_secs", server.shutdown_timeout_secs)?,
             log_format: server.log_format,
+            public_url: server.public_url.as_deref().map(public_url).transpose()?,
             storage: StorageOptions {
                 sqlite,
                 postgres,
@@ -875,7 +911,8 @@ mod tests {
 
     /// The unknown-key message lists every key in this order (that of the settings' declarations).
     const EXPECTED_KEYS: &str = "`data_dir`, `database_url`, `listen`, `max_body_bytes`, \
-        `shutdown_timeout_secs`, `log_format`, `database_read_url`, `database_max_connections`, \
+        `shutdown_timeout_secs`, `log_format`, `public_url`, `database_read_url`, \
+        `database_max_connections`, \
         `database_min_connections`, `database_acquire_timeout_secs`, `database_idle_timeout_secs`, \
         `database_max_lifetime_secs`, `access_log_flush_secs`, `view_refresh_secs`, \
         `sqlite_readers`, `migrate_on_start`, `metrics`, `redis_url`, `redis_ca_cert`, \
@@ -980,12 +1017,77 @@ mod tests {
             invalid(&args),
             "invalid setting database_url: must not be empty"
         );
+        for (raw, why) in [
+            (
+                "registry.example.com",
+                "is not a URL: relative URL without a base",
+            ),
+            (
+                "ftp://registry.example.com",
+                "must start with http:// or https://",
+            ),
+            (
+                "https://registry.example.com/?x=1",
+                "must not have a query or a fragment",
+            ),
+            (
+                "https://registry.example.com#top",
+                "must not have a query or a fragment",
+            ),
+            (
+                "https://registry.example.com?",
+                "must not have a query or a fragment",
+            ),
+            (
+                "https://user:pw@registry.example.com",
+                "must not hold credentials",
+            ),
+        ] {
+            let mut args = ServeArgs::default();
+            args.server.public_url = Some(raw.into());
+            assert_eq!(
+                invalid(&args),
+                format!("invalid setting public_url: {raw:?} {why}")
+            );
+        }
         // With the cache off, its durations are not checked.
         let mut args = ServeArgs::default();
         args.cache.cache_l1_max_entries = Some(0);
         args.cache.cache_l1_ttl_secs = Some(0);
         let s = Settings::resolve(&args).expect("cache off");
         assert!(s.cache.is_none());
+    }
+
+    /// The public URL is kept as given but for a trailing `/`, ready for a path.
+    #[test]
+    fn the_public_url_is_checked_and_trimmed() {
+        assert_eq!(
+            Settings::resolve(&ServeArgs::default())
+                .expect("defaults")
+                .public_url,
+            None
+        );
+        for (raw, kept) in [
+            (
+                "https://registry.example.com",
+                "https://registry.example.com",
+            ),
+            (
+                "https://registry.example.com/",
+                "https://registry.example.com",
+            ),
+            ("http://10.0.0.1:8080", "http://10.0.0.1:8080"),
+            (
+                "https://example.com/registry/",
+                "https://example.com/registry",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let mut args = ServeArgs::default();
+            args.server.public_url = Some(raw.into());
+            let s = Settings::resolve(&args).expect(raw);
+            assert_eq!(s.public_url.as_deref(), Some(kept), "{raw}");
+        }
     }
 
     #[test]

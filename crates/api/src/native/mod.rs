@@ -8,11 +8,13 @@
 //! - [`search`]: `GET /api/v1/search`.
 //! - [`json`]: the native JSON shape of a record, and the encoding the cache makes of it.
 //! - [`openapi`]: the OpenAPI 3.1 document of these routes, at `/api/v1/openapi.json`.
+//! - [`origin`]: the origin of the URLs the API hands out (public URL, or a checked `Host`).
 //! - [`health`]: liveness, readiness, per-tier storage health, and `/api/v1/stats`.
 
 pub mod health;
 pub mod json;
 pub mod openapi;
+pub mod origin;
 pub mod schemas;
 pub mod search;
 pub mod subjects;
@@ -46,6 +48,10 @@ pub struct Shared {
     /// The Prometheus handle; `None` when metrics are off.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub started: Instant,
+    /// The public base URL (`https://registry.example.com`, no trailing `/`) that URLs the API
+    /// hands out start with; `None`: they are built from the request's checked `Host` (see
+    /// [`origin`]).
+    pub public_url: Option<String>,
 }
 
 impl AppState {

@@ -159,7 +159,9 @@ const CEILING_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 /// `GET /api/v1/schemas/{id}/content-url?expires_in=SECONDS`: a time-limited URL for the raw
 /// document. Object-held content on S3 gets a presigned S3 GET URL (clients download it without
 /// going through the registry); anything else gets this API's own `/content` URL, which does
-/// not expire (`expires_at` is null and `presigned` false).
+/// not expire (`expires_at` is null and `presigned` false). That URL starts with the configured
+/// public URL, or else with the request's `Host` and `X-Forwarded-Proto`, which must be valid
+/// (400 `invalid_host`, `invalid_forwarded_proto`; see [`super::origin`]).
 #[utoipa::path(
     get,
     path = "/api/v1/schemas/{id}/content-url",
@@ -171,6 +173,7 @@ const CEILING_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
     ),
     responses(
         (status = 200, description = "`{\"url\", \"expires_at\", \"expires_in\", \"presigned\"}`", body = super::openapi::Json),
+        (status = 400, description = "`invalid_host`, `invalid_forwarded_proto`: without `--public-url`, a `Host` that is not host[:port] or an `X-Forwarded-Proto` that is not `http` or `https`", body = super::openapi::ErrorBody),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
         (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
@@ -211,15 +214,8 @@ pub async fn content_url(
         None => {
             // Not found is reported by the storage call above; here the content is ours to serve.
             let path = format!("/api/v1/schemas/{id}/content");
-            let url = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-                Some(host) => {
-                    let scheme = headers
-                        .get("x-forwarded-proto")
-                        .and_then(|h| h.to_str().ok())
-                        .filter(|p| *p == "https" || *p == "http")
-                        .unwrap_or("http");
-                    format!("{scheme}://{host}{path}")
-                }
+            let url = match super::origin::origin(state.public_url.as_deref(), &headers)? {
+                Some(origin) => format!("{origin}{path}"),
                 None => path,
             };
             json!({"url": url, "expires_at": null, "expires_in": null, "presigned": false})

@@ -310,6 +310,19 @@ async fn bad_input_is_rejected_and_changes_nothing() {
             unprocessable,
             "invalid_schema",
         ),
+        // Names the Avro parser panics on: bad input, never a 500.
+        (
+            post("keep"),
+            json!({"schema": "{\"type\":\"record\",\"name\":\"1R\",\"fields\":[]}", "format": "avro"}),
+            unprocessable,
+            "invalid_schema",
+        ),
+        (
+            post("keep"),
+            json!({"schema": {"type": "record", "name": "my-record", "fields": []}, "format": "avro"}),
+            unprocessable,
+            "invalid_schema",
+        ),
         (
             post("keep"),
             json!({"schema": "", "format": "protobuf"}),

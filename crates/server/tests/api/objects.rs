@@ -148,3 +148,79 @@ async fn content_url_falls_back_to_the_api() {
     let (_, health) = app.get_json("/health/storage").await;
     assert_eq!(health["tiers"]["objects"]["backend"], "local");
 }
+
+/// The API's own content URL is never built from a `Host` or `X-Forwarded-Proto` a client made
+/// up: such a request is 400, and a configured public URL replaces both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_url_trusts_no_made_up_host() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let rec = app
+        .created("small", json!({"schema": {"type": "string"}}))
+        .await;
+    let id = rec["id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/schemas/{id}/content-url");
+    let with = |app: &TestApp, headers: &[(&'static str, &'static str)]| {
+        let mut req = app.client.get(app.url(&path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    for host in [
+        "evil.example/phish?x=",
+        "",
+        "evil.example:80:80",
+        "user@evil.example",
+    ] {
+        let resp = with(&app, &[("host", host)]).await.expect("request");
+        assert_error(resp, StatusCode::BAD_REQUEST, "invalid_host").await;
+    }
+    for proto in ["gopher", "", "https, http"] {
+        let resp = with(&app, &[("x-forwarded-proto", proto)])
+            .await
+            .expect("request");
+        assert_error(resp, StatusCode::BAD_REQUEST, "invalid_forwarded_proto").await;
+    }
+    let (_, link) = crate::helpers::json_of(
+        with(
+            &app,
+            &[
+                ("host", "registry.example:8443"),
+                ("x-forwarded-proto", "https"),
+            ],
+        )
+        .await
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        link["url"],
+        format!("https://registry.example:8443/api/v1/schemas/{id}/content")
+    );
+
+    // With a public URL configured, the headers are not consulted at all.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let public = TestApp::start(dir.path().join("data"), None, |s| {
+        s.public_url = Some("https://registry.example.com/reg".into());
+    })
+    .await;
+    let rec = public
+        .created("small", json!({"schema": {"type": "string"}}))
+        .await;
+    let id = rec["id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/schemas/{id}/content-url");
+    let resp = public
+        .client
+        .get(public.url(&path))
+        .header("host", "evil.example/phish?x=")
+        .header("x-forwarded-proto", "gopher")
+        .send()
+        .await
+        .expect("request");
+    let (status, link) = crate::helpers::json_of(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        link["url"],
+        format!("https://registry.example.com/reg/api/v1/schemas/{id}/content")
+    );
+}

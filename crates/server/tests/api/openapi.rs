@@ -67,7 +67,12 @@ fn operation<'d>(doc: &'d Value, method: &Method, path: &str) -> Option<(&'d str
 }
 
 /// A request to send: method, path, JSON body, one extra header.
-type Probe = (Method, String, Option<Value>, Option<(&'static str, String)>);
+type Probe = (
+    Method,
+    String,
+    Option<Value>,
+    Option<(&'static str, String)>,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_the_api_answers_is_declared() {
@@ -282,6 +287,12 @@ async fn every_status_the_api_answers_is_declared() {
             format!("/api/v1/schemas/{id}/content-url?expires_in=0"),
             None,
             None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/schemas/{id}/content-url"),
+            None,
+            Some(("x-forwarded-proto", "gopher".into())),
         ),
         (
             Method::GET,

@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    schema_registry_fuzz::run(schema_registry_fuzz::Target::ContentProtobuf, data);
+});
