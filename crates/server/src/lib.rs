@@ -6,6 +6,7 @@
 //!   The only module that reads configuration.
 //! - [`app`]: [`app::Application`]: build (open storage, wrap it in the cache and the metrics
 //!   decorator, bind) then serve the HTTP interfaces of `schema_registry_api` until shutdown.
+//! - [`lock`]: [`lock::DataLock`], one server (or migration) at a time per SQLite database.
 //! - [`metrics`]: [`metrics::MeteredBackend`], the storage decorator that times every operation.
 //! - [`telemetry`]: structured logging.
 //! - [`load_test`]: the `load-test` subcommand, which runs the load generator binary
@@ -17,5 +18,6 @@
 pub mod app;
 pub mod config;
 pub mod load_test;
+pub mod lock;
 pub mod metrics;
 pub mod telemetry;

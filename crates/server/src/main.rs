@@ -64,6 +64,13 @@ async fn run_migrate(action: MigrateAction) -> anyhow::Result<()> {
     if migrate::Dialect::from_url(&url)? == migrate::Dialect::Sqlite {
         std::fs::create_dir_all(&data_dir)?;
     }
+    // A migration that changes the schema must not run under a server of the same database.
+    let _lock = match (&action, schema_registry_storage::sqlite_file(&url)) {
+        (MigrateAction::Run(_) | MigrateAction::Revert(_), Some(file)) => {
+            Some(schema_registry_server::lock::DataLock::acquire(&file)?)
+        }
+        _ => None,
+    };
     let shown = schema_registry_storage::redact_url(&url);
     match action {
         MigrateAction::Run(_) => {
