@@ -145,18 +145,14 @@ impl Application {
         tracing::info!(%addr, "listening");
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::serve::serve(self.listener, app, self.settings.timeouts, async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             let _ = stopping_tx.send(());
         });
         let grace = self.settings.shutdown_timeout;
         let served = tokio::select! {
-            result = std::future::IntoFuture::into_future(server) => result,
+            () = server => Ok(()),
             _ = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(grace).await;

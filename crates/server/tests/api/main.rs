@@ -50,3 +50,4 @@ mod registration;
 mod search;
 mod smoke;
 mod states;
+mod timeouts;
