@@ -57,14 +57,29 @@ pub enum MigrateAction {
     /// List the migrations this binary knows and whether each is applied.
     Info(DatabaseArgs),
     /// Revert the most recently applied migration.
-    Revert(DatabaseArgs),
+    ///
+    /// Says what it removes (the migration, the tables it drops and their rows). When those
+    /// tables hold rows it asks for confirmation on a terminal, and otherwise refuses without
+    /// --yes.
+    Revert(RevertArgs),
+}
+
+/// `migrate revert`'s flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Revert even when it drops tables that hold rows, without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl MigrateAction {
     /// The database the action applies to.
     pub fn database(&self) -> &DatabaseArgs {
         match self {
-            MigrateAction::Run(d) | MigrateAction::Info(d) | MigrateAction::Revert(d) => d,
+            MigrateAction::Run(d) | MigrateAction::Info(d) => d,
+            MigrateAction::Revert(r) => &r.database,
         }
     }
 }
