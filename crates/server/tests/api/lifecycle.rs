@@ -309,3 +309,34 @@ async fn migrate_revert_refuses_to_drop_rows_without_yes() {
     let out = migrate(&["revert"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to revert"));
 }
+
+/// A PostgreSQL URL naming a database the server does not have: `serve` and `migrate run` exit
+/// non-zero saying which database is missing and how to create it, not "internal storage error".
+#[test]
+fn a_missing_postgres_database_is_reported_with_how_to_create_it() {
+    let name = format!("sr_missing_{}", uuid::Uuid::now_v7().simple());
+    let mut url = url::Url::parse(&schema_registry_testkit::postgres_url()).expect("url");
+    url.set_path(&format!("/{name}"));
+    let dir = tempfile::tempdir().expect("tmp");
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["migrate", "run"][..],
+    ] {
+        let out = binary()
+            .args(args)
+            .args(["--database-url", url.as_str()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("REDIS_URL")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "database \"{name}\" does not exist on the server; create it (createdb {name}"
+            )) && !stderr.contains("internal storage error"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
