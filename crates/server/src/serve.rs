@@ -20,6 +20,13 @@
 //! drops it). The cost per request is a few relaxed atomic stores and one timer reset, on the
 //! read that finds the socket empty.
 //!
+//! # Closing with an unread body
+//! A request answered before its body was read (a declared length over the limit, say) leaves
+//! the rest of the body on its way. Closing the socket with it unread would make the kernel
+//! answer with a reset, and a client still sending would see a broken pipe instead of the
+//! answer. So such a connection lingers: after the answer it shuts down its writing side, then
+//! reads and discards what the client still sends, for at most [`LINGER`], before it closes.
+//!
 //! # Accept errors
 //! When the process runs out of descriptors (`EMFILE`), `accept` fails until a connection
 //! closes. The loop then backs off briefly and retries, logging once per run of failures (and
@@ -28,7 +35,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -59,6 +66,9 @@ pub struct Timeouts {
     /// Between requests on a keep-alive connection.
     pub idle: Duration,
 }
+
+/// The longest a connection closing with an unread body discards what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How long the accept loop waits after a failed `accept` before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -141,6 +151,7 @@ async fn connection(
         inner: stream,
         conn: conn.clone(),
         sleep: None,
+        draining_until: None,
     });
     let service = ConnService { app, conn };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -183,6 +194,8 @@ struct Conn {
     phase: AtomicU8,
     /// Nanoseconds from `epoch` to the start of the phase.
     since: AtomicU64,
+    /// A request body was dropped before its end: close by lingering (see the module docs).
+    unread_body: AtomicBool,
 }
 
 impl Conn {
@@ -192,6 +205,7 @@ impl Conn {
             epoch: Instant::now(),
             phase: AtomicU8::new(HEAD),
             since: AtomicU64::new(0),
+            unread_body: AtomicBool::new(false),
         }
     }
 
@@ -228,6 +242,39 @@ struct TimedIo {
     conn: Arc<Conn>,
     /// The timer of the last deadline waited for, kept to be reset rather than reallocated.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Set once the writing side is shut down on a connection that lingers.
+    draining_until: Option<Instant>,
+}
+
+impl TimedIo {
+    /// `Ready` once `deadline` has passed; otherwise registers for it.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        sleep.as_mut().poll(cx)
+    }
+
+    /// Discards what the client still sends until it closes, fails, or `until` passes.
+    fn poll_drain(&mut self, cx: &mut Context<'_>, until: Instant) -> Poll<()> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return self.poll_deadline(cx, until),
+            }
+        }
+    }
 }
 
 impl AsyncRead for TimedIo {
@@ -251,18 +298,7 @@ impl AsyncRead for TimedIo {
                 let Some(deadline) = this.conn.deadline() else {
                     return Poll::Pending;
                 };
-                let sleep = match &mut this.sleep {
-                    Some(sleep) => {
-                        if sleep.deadline() != deadline {
-                            sleep.as_mut().reset(deadline);
-                        }
-                        sleep
-                    }
-                    None => this
-                        .sleep
-                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
-                };
-                match sleep.as_mut().poll(cx) {
+                match this.poll_deadline(cx, deadline) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client sent nothing within its timeout",
@@ -300,7 +336,18 @@ impl AsyncWrite for TimedIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if !this.conn.unread_body.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        }
+        let until = match this.draining_until {
+            Some(until) => until,
+            None => {
+                std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                *this.draining_until.insert(Instant::now() + LINGER)
+            }
+        };
+        this.poll_drain(cx, until).map(Ok)
     }
 }
 
@@ -316,6 +363,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
     type Future = ResponseFuture<<App as Service<Request>>::Future>;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        self.conn.unread_body.store(false, Ordering::Relaxed);
         if req.body().is_end_stream() {
             self.conn.enter(BUSY);
         } else {
@@ -372,7 +420,10 @@ pin_project! {
 
     impl PinnedDrop for RequestBody {
         fn drop(this: Pin<&mut Self>) {
-            this.conn.leave(BODY, BUSY);
+            if this.conn.phase.load(Ordering::Relaxed) == BODY {
+                this.conn.unread_body.store(true, Ordering::Relaxed);
+                this.conn.enter(BUSY);
+            }
         }
     }
 }
