@@ -1,5 +1,6 @@
 //! The edge: what every request passes through exactly once, around the whole router — its
-//! request id, the catch for a panicking handler, and the one log line of a failed request.
+//! request id, the catch for a panicking handler, the refusal of a body whose declared length
+//! is over the limit, and the one log line of a failed request.
 //!
 //! # Why one hand-written layer around the router
 //! `Router::layer` does not wrap the router: it wraps *each route* in a boxed service of its
@@ -48,11 +49,23 @@ pub struct InternalCause(pub String);
 
 /// Wraps the whole router in an [`Edge`].
 #[derive(Clone, Debug)]
-pub struct EdgeLayer(());
+pub struct EdgeLayer {
+    max_body_bytes: u64,
+}
 
 impl EdgeLayer {
     pub fn new() -> Self {
-        EdgeLayer(())
+        EdgeLayer {
+            max_body_bytes: u64::MAX,
+        }
+    }
+
+    /// A request whose `Content-Length` declares more than `limit` bytes is answered 413
+    /// `payload_too_large` at once, before a byte of its body is read, and its connection is
+    /// closed. (A body without a declared length is cut by the body limit as it is read.)
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
+        self
     }
 }
 
@@ -66,7 +79,10 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner,
+            max_body_bytes: self.max_body_bytes,
+        }
     }
 }
 
@@ -74,6 +90,7 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone, Debug)]
 pub struct Edge<S> {
     inner: S,
+    max_body_bytes: u64,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -103,6 +120,14 @@ where
             uri: req.uri().clone(),
             started: Instant::now(),
         };
+        if declared_length(&req).is_some_and(|n| n > self.max_body_bytes) {
+            return EdgeFuture {
+                state: State::Refused {
+                    response: Some(too_large()),
+                },
+                seen: Some(seen),
+            };
+        }
         // A handler's code runs inside the future, but a service may also panic in `call`.
         let state = match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => State::Running {
@@ -134,6 +159,7 @@ pin_project! {
     enum State<F> {
         Running { #[pin] future: CatchUnwind<AssertUnwindSafe<F>> },
         Panicked { message: Option<String> },
+        Refused { response: Option<Response> },
     }
 }
 
@@ -162,12 +188,30 @@ where
                 Poll::Ready(Err(panic)) => panicked(panic_message(&*panic)),
             },
             StateProj::Panicked { message } => panicked(message.take().unwrap_or_default()),
+            StateProj::Refused { response } => response.take().unwrap_or_else(too_large),
         };
         Poll::Ready(Ok(match this.seen.take() {
             Some(seen) => finish(response, seen),
             None => response,
         }))
     }
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(req: &Request) -> Option<u64> {
+    let value = req.headers().get(axum::http::header::CONTENT_LENGTH)?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
+/// 413 for a declared length over the limit. The body stays unread on the connection, which
+/// therefore cannot carry another request: `Connection: close` says so.
+fn too_large() -> Response {
+    let mut response = ApiError::payload_too_large().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    response
 }
 
 fn panicked(message: String) -> Response {

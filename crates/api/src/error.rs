@@ -34,6 +34,15 @@ impl ApiError {
     }
 
     /// 422 with a specific code: the request is well-formed HTTP but its content is invalid.
+    /// 413 `payload_too_large`: the body is (or declares itself) larger than the limit.
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body exceeds the configured maximum size",
+        )
+    }
+
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }

@@ -80,7 +80,7 @@ pub async fn run(args: LoadTestArgs) -> anyhow::Result<Report> {
     http::probe(&client, &base).await?;
     let show_progress = progress::enabled(args.no_progress);
     let search_query = search_word(&args.subject_prefix);
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = debug_build_warning().into_iter().collect();
 
     let mut seeding = if args.skip_seed {
         seed::skipped(args.schemas, args.subjects)
@@ -159,8 +159,37 @@ pub async fn run(args: LoadTestArgs) -> anyhow::Result<Report> {
         (Some(b), Some(a)) => Some(cpu::report(b, a, wall_secs)),
         _ => None,
     };
+    if let Some(warning) = report.client_cpu.as_ref().and_then(saturated) {
+        warnings.push(warning);
+    }
     report.warnings = warnings;
     Ok(report)
+}
+
+/// The warning a debug build of this client puts in its report: unoptimised, it spends more
+/// time on itself than a server does on a request, so its figures measure the client.
+fn debug_build_warning() -> Option<String> {
+    cfg!(debug_assertions).then(|| {
+        "this client is a debug build: its throughput and latencies measure the client more \
+         than the server; build it with --release"
+            .to_string()
+    })
+}
+
+/// Share of its cores above which the client, not the server, may be the bottleneck.
+const SATURATED_PERCENT: f64 = 85.0;
+
+/// A warning when the client kept its cores (nearly) busy over the run: the server may have
+/// been waiting for it, and the report then understates the server.
+fn saturated(cpu: &CpuReport) -> Option<String> {
+    (cpu.percent_of_all_cores >= SATURATED_PERCENT).then(|| {
+        format!(
+            "the client saturated its CPU ({:.0} % of {} cores over the run): the figures may \
+             measure the client, not the server; run it on other cores or another machine, or \
+             lower --concurrency",
+            cpu.percent_of_all_cores, cpu.cores
+        )
+    })
 }
 
 /// A warning when an open-loop run that ran its full duration did not reach 98 % of `--rate`:
@@ -242,6 +271,26 @@ mod tests {
         // A run cut short by --operations or Ctrl-C is not judged by its rate.
         assert_eq!(fell_behind(1000, 10.0, StopReason::Operations), None);
         assert_eq!(fell_behind(1000, 10.0, StopReason::Interrupted), None);
+    }
+
+    #[test]
+    fn a_client_that_saturated_its_cores_says_so() {
+        let cpu = |percent_of_all_cores: f64| CpuReport {
+            user_secs: 1.0,
+            system_secs: 1.0,
+            cpu_secs: 2.0,
+            percent_of_one_core: percent_of_all_cores * 2.0,
+            cores: 2,
+            percent_of_all_cores,
+        };
+        assert_eq!(saturated(&cpu(40.0)), None);
+        let warning = saturated(&cpu(97.0)).expect("a warning");
+        assert!(warning.contains("97 % of 2 cores"), "{warning}");
+    }
+
+    #[test]
+    fn a_debug_build_says_so() {
+        assert_eq!(debug_build_warning().is_some(), cfg!(debug_assertions));
     }
 
     #[test]

@@ -171,7 +171,25 @@ async fn runs_exercise_every_operation_and_report_it() {
     if cfg!(target_os = "linux") {
         assert!(report["client_cpu"]["cpu_secs"].is_number(), "{json:#}");
     }
-    assert_eq!(report["warnings"], serde_json::json!([]), "{json:#}");
+    // This test runs a debug build: the report says its figures measure the client. The only
+    // other warning a healthy run may carry is that the client saturated its cores.
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        warnings.iter().any(|w| w.contains("debug build")),
+        cfg!(debug_assertions),
+        "{json:#}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.contains("debug build") || w.contains("saturated its CPU")),
+        "{json:#}"
+    );
 
     // A second seeding reuses the data set instead of registering it again; without --json the
     // report is the table.

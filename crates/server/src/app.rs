@@ -12,6 +12,7 @@ use schema_registry_storage::{CachedBackend, Storage};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::lock::DataLock;
 use schema_registry_api::native::{app, AppState, Shared};
 use schema_registry_registry::Registry;
 
@@ -23,6 +24,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("cannot open storage")]
     Storage(#[from] schema_registry_storage::StorageError),
     #[error("cannot listen on {addr}")]
@@ -38,10 +41,13 @@ pub struct Application {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     storage: Arc<dyn Storage>,
     settings: Settings,
+    /// Held until the server has stopped: one server per SQLite database.
+    _lock: Option<DataLock>,
 }
 
 impl Application {
-    /// Creates the data directory, opens (and migrates) storage, binds the listener.
+    /// Creates the data directory, locks an SQLite database against a second server, opens
+    /// (and migrates) storage, binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         if settings.database_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
@@ -49,6 +55,10 @@ impl Application {
                 source,
             })?;
         }
+        let lock = match schema_registry_storage::sqlite_file(&settings.database_url) {
+            Some(file) => Some(DataLock::acquire(&file)?),
+            None => None,
+        };
         let database =
             schema_registry_storage::open(&settings.database_url, &settings.storage).await?;
         let storage: Arc<dyn Storage> = match &settings.cache {
@@ -106,6 +116,7 @@ impl Application {
             storage,
             settings,
             metrics,
+            _lock: lock,
         })
     }
 
@@ -135,18 +146,14 @@ impl Application {
         tracing::info!(%addr, "listening");
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::serve::serve(self.listener, app, self.settings.timeouts, async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             let _ = stopping_tx.send(());
         });
         let grace = self.settings.shutdown_timeout;
         let served = tokio::select! {
-            result = std::future::IntoFuture::into_future(server) => result,
+            () = server => Ok(()),
             _ = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(grace).await;

@@ -57,14 +57,29 @@ pub enum MigrateAction {
     /// List the migrations this binary knows and whether each is applied.
     Info(DatabaseArgs),
     /// Revert the most recently applied migration.
-    Revert(DatabaseArgs),
+    ///
+    /// Says what it removes (the migration, the tables it drops and their rows). When those
+    /// tables hold rows it asks for confirmation on a terminal, and otherwise refuses without
+    /// --yes.
+    Revert(RevertArgs),
+}
+
+/// `migrate revert`'s flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Revert even when it drops tables that hold rows, without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl MigrateAction {
     /// The database the action applies to.
     pub fn database(&self) -> &DatabaseArgs {
         match self {
-            MigrateAction::Run(d) | MigrateAction::Info(d) | MigrateAction::Revert(d) => d,
+            MigrateAction::Run(d) | MigrateAction::Info(d) => d,
+            MigrateAction::Revert(r) => &r.database,
         }
     }
 }
@@ -254,6 +269,17 @@ settings! {
         /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
         #[arg(long, env = "SCHEMA_REGISTRY_SHUTDOWN_TIMEOUT_SECS")]
         shutdown_timeout_secs: u64 = 30,
+        /// Seconds a client has to send a request's headers, from its connection (or the first
+        /// byte of a further request); a slower one is disconnected.
+        #[arg(long, env = "SCHEMA_REGISTRY_HEADER_READ_TIMEOUT_SECS")]
+        header_read_timeout_secs: u64 = 10,
+        /// Seconds a client has to send a request's body, from the end of its headers; a slower
+        /// one is disconnected.
+        #[arg(long, env = "SCHEMA_REGISTRY_BODY_READ_TIMEOUT_SECS")]
+        body_read_timeout_secs: u64 = 30,
+        /// Seconds a keep-alive connection may stay idle between requests before it is closed.
+        #[arg(long, env = "SCHEMA_REGISTRY_IDLE_TIMEOUT_SECS")]
+        idle_timeout_secs: u64 = 60,
         /// Log format: `text` (human) or `json` (one object per line). Filter with RUST_LOG.
         #[arg(long, env = "SCHEMA_REGISTRY_LOG_FORMAT")]
         log_format: LogFormat = LogFormat::Text,
@@ -497,6 +523,8 @@ pub struct Settings {
     pub database_url: String,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send its headers, its body, or its next request.
+    pub timeouts: crate::serve::Timeouts,
     pub log_format: LogFormat,
     /// The public base URL, checked, without a trailing `/`.
     pub public_url: Option<String>,
@@ -731,6 +759,11 @@ impl Settings {
             database_url,
             max_body_bytes,
             shutdown_timeout: secs("shutdown_timeout_secs", server.shutdown_timeout_secs)?,
+            timeouts: crate::serve::Timeouts {
+                header: secs("header_read_timeout_secs", server.header_read_timeout_secs)?,
+                body: secs("body_read_timeout_secs", server.body_read_timeout_secs)?,
+                idle: secs("idle_timeout_secs", server.idle_timeout_secs)?,
+            },
             log_format: server.log_format,
             public_url: server.public_url.as_deref().map(public_url).transpose()?,
             storage: StorageOptions {
@@ -911,8 +944,7 @@ mod tests {
 
     /// The unknown-key message lists every key in this order (that of the settings' declarations).
     const EXPECTED_KEYS: &str = "`data_dir`, `database_url`, `listen`, `max_body_bytes`, \
-        `shutdown_timeout_secs`, `log_format`, `public_url`, `database_read_url`, \
-        `database_max_connections`, \
+        `shutdown_timeout_secs`, `header_read_timeout_secs`, `body_read_timeout_secs`, `idle_timeout_secs`, `log_format`, `public_url`, `database_read_url`, `database_max_connections`, \
         `database_min_connections`, `database_acquire_timeout_secs`, `database_idle_timeout_secs`, \
         `database_max_lifetime_secs`, `access_log_flush_secs`, `view_refresh_secs`, \
         `sqlite_readers`, `migrate_on_start`, `metrics`, `redis_url`, `redis_ca_cert`, \

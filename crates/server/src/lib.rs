@@ -6,7 +6,10 @@
 //!   The only module that reads configuration.
 //! - [`app`]: [`app::Application`]: build (open storage, wrap it in the cache and the metrics
 //!   decorator, bind) then serve the HTTP interfaces of `schema_registry_api` until shutdown.
+//! - [`lock`]: [`lock::DataLock`], one server (or migration) at a time per SQLite database.
 //! - [`metrics`]: [`metrics::MeteredBackend`], the storage decorator that times every operation.
+//! - [`serve`]: the accept loop and HTTP/1.1 connections, with the header, body and idle
+//!   timeouts that bound how long a slow client holds a connection.
 //! - [`telemetry`]: structured logging.
 //! - [`load_test`]: the `load-test` subcommand, which runs the load generator binary
 //!   `llm-schema-registry-load-test` (crate `llm-schema-registry-loadtest`) found beside this one.
@@ -17,5 +20,7 @@
 pub mod app;
 pub mod config;
 pub mod load_test;
+pub mod lock;
 pub mod metrics;
+pub mod serve;
 pub mod telemetry;

@@ -113,6 +113,24 @@ impl StorageError {
     }
 }
 
+/// PostgreSQL's SQLSTATE for a database that does not exist.
+const INVALID_CATALOG_NAME: &str = "3D000";
+
+/// What is wrong, and how to fix it, for PostgreSQL's `database "x" does not exist`.
+fn missing_database(message: &str) -> String {
+    let name = message.split('"').nth(1).filter(|n| !n.is_empty());
+    match name {
+        Some(name) => format!(
+            "database \"{name}\" does not exist on the server; create it (createdb {name}, or \
+             CREATE DATABASE \"{name}\"), or fix the database name in the URL"
+        ),
+        None => format!(
+            "{message}; create the database (createdb NAME, or CREATE DATABASE NAME), or fix \
+             the database name in the URL"
+        ),
+    }
+}
+
 impl From<sqlx::Error> for StorageError {
     /// Connection-level failures become `Unavailable` (the server answers 503 and recovers when
     /// the database is back); everything else is `Internal`. Constraint violations that mean a
@@ -124,6 +142,9 @@ impl From<sqlx::Error> for StorageError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(INVALID_CATALOG_NAME) => {
+                StorageError::Unavailable(missing_database(db.message()))
+            }
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 // PostgreSQL: class 08 connection exception, 57P01..03 admin shutdown / crash

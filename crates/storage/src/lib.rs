@@ -42,7 +42,7 @@ pub use backend::{
 pub use cache::{CacheOptions, CachedBackend};
 pub use encoded::{EncodedRecord, Encoding};
 pub use error::{ConflictReason, NotFound, StorageError, StorageResult};
-pub use open::{open, StorageOptions};
+pub use open::{open, sqlite_file, StorageOptions};
 pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sql::SqlBackend;
 pub use sqlite::{SqliteBackend, SqliteOptions};

@@ -142,6 +142,100 @@ pub async fn revert(url: &str) -> StorageResult<Option<i64>> {
     Ok(Some(last))
 }
 
+/// What reverting the most recent migration would remove: the migration, and each table its
+/// down script drops that exists, with its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevertPlan {
+    pub version: i64,
+    pub description: String,
+    pub tables: Vec<TableRows>,
+}
+
+/// A table and how many rows it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: u64,
+}
+
+impl RevertPlan {
+    /// Rows in the tables the revert drops, all together.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// What [`revert`] would do now; `None` when nothing is applied. Reads only.
+pub async fn revert_plan(url: &str) -> StorageResult<Option<RevertPlan>> {
+    let Some(&last) = applied_versions(url, false).await?.iter().max() else {
+        return Ok(None);
+    };
+    let dialect = Dialect::from_url(url)?;
+    let migrator = dialect.migrator();
+    let description = migrator
+        .iter()
+        .find(|m| m.version == last && m.migration_type.is_up_migration())
+        .map(|m| m.description.to_string())
+        .unwrap_or_default();
+    let names = migrator
+        .iter()
+        .find(|m| m.version == last && m.migration_type.is_down_migration())
+        .map(|m| dropped_tables(&m.sql))
+        .unwrap_or_default();
+    let mut tables = Vec::new();
+    for table in names {
+        // The names come from this binary's own migrations, never from input.
+        let count = format!("SELECT COUNT(*) FROM \"{table}\"");
+        let rows: Result<i64, sqlx::Error> = match dialect {
+            Dialect::Sqlite => {
+                let mut conn = sqlite_options(url, false)?.connect().await?;
+                let rows = sqlx::query_scalar(&count).fetch_one(&mut conn).await;
+                conn.close().await?;
+                rows
+            }
+            Dialect::Postgres => {
+                let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+                let rows = sqlx::query_scalar(&count).fetch_one(&mut conn).await;
+                conn.close().await?;
+                rows
+            }
+        };
+        // A table that is not there (already gone, or never made) holds nothing to lose.
+        if let Ok(rows) = rows {
+            tables.push(TableRows {
+                table,
+                rows: u64::try_from(rows).unwrap_or(0),
+            });
+        }
+    }
+    Ok(Some(RevertPlan {
+        version: last,
+        description,
+        tables,
+    }))
+}
+
+/// The tables a script drops (`DROP TABLE [IF EXISTS] name`), in order.
+fn dropped_tables(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .filter_map(|statement| {
+            let words: Vec<&str> = statement.split_whitespace().collect();
+            let upper: Vec<String> = words.iter().take(4).map(|w| w.to_uppercase()).collect();
+            let name = match upper.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                ["DROP", "TABLE", "IF", "EXISTS", ..] => words.get(4),
+                ["DROP", "TABLE", ..] => words.get(2),
+                _ => None,
+            }?;
+            Some(name.trim_matches('"').to_string())
+        })
+        .collect()
+}
+
 async fn applied_versions(url: &str, create: bool) -> StorageResult<Vec<i64>> {
     let applied = match Dialect::from_url(url)? {
         Dialect::Sqlite => {
@@ -169,4 +263,14 @@ async fn applied_versions(url: &str, create: bool) -> StorageResult<Vec<i64>> {
 
 fn sqlite_options(url: &str, create: bool) -> StorageResult<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)?.create_if_missing(create))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dropped_tables_are_read_from_a_down_script() {
+        let sql = "-- drop it all\nDROP MATERIALIZED VIEW IF EXISTS v;\nDROP TABLE IF EXISTS a;\n\
+                   drop table \"b\" ;\nALTER TABLE c DROP COLUMN d;\nDROP INDEX IF EXISTS e;";
+        assert_eq!(super::dropped_tables(sql), ["a", "b"]);
+    }
 }

@@ -18,6 +18,19 @@ pub struct StorageOptions {
     pub objects: Option<ObjectOptions>,
 }
 
+/// The database file a `sqlite:` URL names; `None` for any other URL (and for an in-memory
+/// database). The server locks a file beside it so that one process at a time serves it.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if Dialect::from_url(url).ok()? != Dialect::Sqlite {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.as_os_str().is_empty() && path != std::path::Path::new(":memory:"))
+        .then(|| path.to_path_buf())
+}
+
 /// Opens the backend `url` names (`sqlite://...` or `postgres://...`), applying migrations.
 pub async fn open(url: &str, options: &StorageOptions) -> StorageResult<Arc<dyn Storage>> {
     let objects = match &options.objects {

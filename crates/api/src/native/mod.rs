@@ -76,7 +76,7 @@ pub type App = Edge<<DefaultBodyLimit as Layer<Router>>::Service>;
 /// Builds [`App`].
 pub fn app(state: AppState, max_body_bytes: usize) -> App {
     ServiceBuilder::new()
-        .layer(EdgeLayer::new())
+        .layer(EdgeLayer::new().max_body_bytes(max_body_bytes))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .service(router(state))
 }

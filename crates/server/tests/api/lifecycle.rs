@@ -229,3 +229,114 @@ fn load_test_runs_the_sibling_binary_or_says_how_to_get_it() {
         "<--help><--target><http://h:1><--mix><a=1 b><--json>"
     );
 }
+
+/// `migrate info` creates nothing; `migrate revert` says what it removes, and refuses without
+/// a terminal to drop tables that hold rows unless given `--yes`, leaving the data intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_revert_refuses_to_drop_rows_without_yes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data_dir = dir.path().join("data");
+    let migrate = |args: &[&str]| {
+        binary()
+            .arg("migrate")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run migrate")
+    };
+    let info = migrate(&["info"]);
+    assert!(info.status.success(), "{info:?}");
+    assert!(
+        !data_dir.exists(),
+        "migrate info created the data directory"
+    );
+
+    let url = format!("sqlite://{}/registry.db", data_dir.display());
+    let mut server = crate::helpers::ServerProcess::spawn(&url, &data_dir).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/subjects/kept/versions", server.address))
+        .json(&json!({"schema": {"type": "object"}}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let id = resp.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    server.kill_hard();
+
+    // Reverting goes on while it drops no rows, and stops at the first migration that would.
+    let mut refused = None;
+    for _ in 0..3 {
+        let out = migrate(&["revert"]);
+        if !out.status.success() {
+            refused = Some(out);
+            break;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("reverted migration"), "{stdout}");
+    }
+    let out = refused.expect("a revert that drops rows is refused");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("reverting migration 1")
+            && stdout.contains("schemas (1 row)")
+            && stdout.contains("subjects (1 row)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("--yes"), "{stderr}");
+
+    // The data is intact: a server (which re-applies what was reverted) still has the schema.
+    let again = crate::helpers::ServerProcess::spawn(&url, &data_dir).await;
+    let resp = reqwest::get(format!("{}/api/v1/schemas/{id}", again.address))
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    drop(again);
+
+    // With --yes it goes through.
+    for _ in 0..3 {
+        let out = migrate(&["revert", "--yes"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = migrate(&["revert"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to revert"));
+}
+
+/// A PostgreSQL URL naming a database the server does not have: `serve` and `migrate run` exit
+/// non-zero saying which database is missing and how to create it, not "internal storage error".
+#[test]
+fn a_missing_postgres_database_is_reported_with_how_to_create_it() {
+    let name = format!("sr_missing_{}", uuid::Uuid::now_v7().simple());
+    let mut url = url::Url::parse(&schema_registry_testkit::postgres_url()).expect("url");
+    url.set_path(&format!("/{name}"));
+    let dir = tempfile::tempdir().expect("tmp");
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["migrate", "run"][..],
+    ] {
+        let out = binary()
+            .args(args)
+            .args(["--database-url", url.as_str()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("REDIS_URL")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "database \"{name}\" does not exist on the server; create it (createdb {name}"
+            )) && !stderr.contains("internal storage error"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -51,3 +51,4 @@ mod registration;
 mod search;
 mod smoke;
 mod states;
+mod timeouts;

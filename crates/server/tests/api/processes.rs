@@ -196,3 +196,44 @@ async fn postgres_outage_gives_503_and_the_server_recovers_by_itself() {
         "the failed write during the outage was not applied"
     );
 }
+
+/// A second server on the data directory of a running one exits at once, non-zero, naming the
+/// PID of the first, which goes on serving; once the first has stopped, the directory is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_sqlite_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data_dir = dir.path().join("data");
+    let url = format!("sqlite://{}/registry.db", data_dir.display());
+    let mut first = ServerProcess::spawn(&url, &data_dir).await;
+
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-schema-registry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second server exits instead of serving")
+        .expect("run the second server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("in use by another server")
+            && stderr.contains(&format!("PID {}", first.child.id())),
+        "{stderr}"
+    );
+    let resp = reqwest::get(format!("{}/health/ready", first.address))
+        .await
+        .expect("first still serves");
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    first.kill_hard();
+    let again = ServerProcess::spawn(&url, &data_dir).await;
+    let resp = reqwest::get(format!("{}/health/live", again.address))
+        .await
+        .expect("live");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
