@@ -120,8 +120,7 @@ pub async fn storage(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     responses(
         (status = 200, description = "`{\"schemas\", \"subjects\", \"active\", \"deprecated\", \"deleted\", \"bytes\", \"cache\"}`", body = super::openapi::Json),
         (status = 422, description = "`invalid_query` (unknown or malformed query parameter), `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn stats(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {

@@ -101,6 +101,19 @@ pub struct ErrorDetail {
     message: String,
 }
 
+/// What every route that reaches storage may answer besides its own statuses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Documents answers; never built.
+pub enum StorageFailures {
+    /// `internal_error`, or `content_corrupted` for a document whose stored bytes fail their
+    /// checksum.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// `storage_unavailable`: retry after `Retry-After`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// Any JSON object this document does not spell out field by field (listings, walks, health
 /// and statistics are described in docs/api.md).
 #[derive(ToSchema)]
@@ -205,5 +218,13 @@ mod tests {
             .collect();
         served.sort();
         assert_eq!(documented, served, "documented operations vs routes served");
+        // The shared storage failures are merged into each operation that reaches storage.
+        let by_id = &paths["/api/v1/schemas/{id}"]["get"]["responses"];
+        for status in ["200", "404", "422", "500", "503"] {
+            assert!(
+                by_id.get(status).is_some(),
+                "GET /api/v1/schemas/{{id}} lacks {status}"
+            );
+        }
     }
 }

@@ -40,8 +40,7 @@ pub(crate) fn parse_id(raw: &str) -> ApiResult<SchemaId> {
         (status = 200, description = "The record; `ETag` is its checksum", body = super::openapi::Record),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn get_schema(
@@ -121,8 +120,7 @@ fn matches_etag(headers: &HeaderMap, checksum: &str) -> bool {
         (status = 304, description = "The document has not changed"),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn get_content(
@@ -176,8 +174,7 @@ const CEILING_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
         (status = 400, description = "`invalid_host`, `invalid_forwarded_proto`: without `--public-url`, a `Host` that is not host[:port] or an `X-Forwarded-Proto` that is not `http` or `https`", body = super::openapi::ErrorBody),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn content_url(
@@ -246,8 +243,7 @@ pub struct StateRequest {
         (status = 413, description = "`payload_too_large`", body = super::openapi::ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_state`, `invalid_json`, `invalid_body`, `invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn set_state(
@@ -310,8 +306,7 @@ async fn walk(
         (status = 200, description = "`{\"schema_id\", \"transitive\", \"dependencies\": [...]}`", body = super::openapi::Json),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn dependencies(
@@ -336,8 +331,7 @@ pub async fn dependencies(
         (status = 200, description = "`{\"schema_id\", \"transitive\", \"dependents\": [...]}`", body = super::openapi::Json),
         (status = 404, description = "`schema_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn dependents(

@@ -49,8 +49,7 @@ fn metadata_value(raw: &str) -> Value {
     responses(
         (status = 200, description = "`{\"results\": [records], \"total\"}`", body = super::openapi::Json),
         (status = 422, description = "`invalid_query`, `invalid_format`, `invalid_state`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn search(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {

@@ -91,8 +91,7 @@ pub(crate) fn parse_selector(raw: &str) -> Result<VersionSelector, ApiError> {
         (status = 413, description = "`payload_too_large`", body = super::openapi::ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_json`, `invalid_body`, `invalid_subject`, `invalid_version`, `invalid_bump`, `invalid_format`, `invalid_schema`, `invalid_description`, `invalid_metadata`, `invalid_tag`, `invalid_reference`, `unknown_reference`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn register(
@@ -131,8 +130,7 @@ pub async fn register(
         (status = 200, description = "`{\"versions\": [...]}` in ascending semver order", body = super::openapi::Json),
         (status = 404, description = "`subject_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_subject`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn list_versions(
@@ -164,8 +162,7 @@ pub async fn list_versions(
         (status = 200, description = "The record; `ETag` is its checksum", body = super::openapi::Record),
         (status = 404, description = "`subject_not_found`, `version_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_subject`, `invalid_version`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn get_version(
@@ -212,8 +209,7 @@ pub(crate) fn set_etag(headers: &mut HeaderMap, checksum: &str) {
         (status = 404, description = "`version_not_found`", body = super::openapi::ErrorBody),
         (status = 409, description = "`not_soft_deleted`, `schema_referenced`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_subject`, `invalid_version` (also for `latest`), `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn delete_version(
@@ -253,8 +249,7 @@ pub async fn delete_version(
         (status = 200, description = "`{\"subject\", \"deleted_versions\"}`", body = super::openapi::Json),
         (status = 404, description = "`subject_not_found`", body = super::openapi::ErrorBody),
         (status = 422, description = "`invalid_subject`, `invalid_query`, `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn delete_subject(
@@ -284,8 +279,7 @@ pub async fn delete_subject(
     responses(
         (status = 200, description = "`{\"subjects\": [{\"subject\", \"latest_version\", \"version_count\"}], \"total\"}`", body = super::openapi::Json),
         (status = 422, description = "`invalid_query` (unknown or malformed query parameter), `invalid_path`", body = super::openapi::ErrorBody),
-        (status = 500, description = "`internal_error`, or `content_corrupted` for a document whose stored bytes fail their checksum", body = super::openapi::ErrorBody),
-        (status = 503, description = "`storage_unavailable`: retry after `Retry-After`", body = super::openapi::ErrorBody),
+        super::openapi::StorageFailures,
     ),
 )]
 pub async fn list_subjects(
