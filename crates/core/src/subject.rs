@@ -8,10 +8,10 @@
 //!   byte-order mark, tag characters, U+061C, U+180E, ...), Zs, Zl or Zp (every space and line
 //!   or paragraph separator), Co (private use) or Cn (unassigned in the Unicode version of the
 //!   `unicode-properties` crate);
-//! - `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]: variation selectors, the combining
+//! - `Default_Ignorable_Code_Point` (`DEFAULT_IGNORABLE`: variation selectors, the combining
 //!   grapheme joiner, Hangul fillers, ...), which renderers draw as nothing;
 //! - one of the few characters that render blank though Unicode marks them neither
-//!   ([`RENDERS_BLANK`]).
+//!   (`RENDERS_BLANK`).
 //!
 //! Everything else is allowed, including `/`, `:`, `.`, accented and non-Latin letters and
 //! emoji, because teams already name things that way (an emoji that needs a variation selector

@@ -151,7 +151,7 @@ impl Registry {
     }
 
     /// Searches; the free text is limited to [`MAX_SEARCH_TEXT_BYTES`], and no string of the
-    /// query may hold a NUL (see [`check_search`]).
+    /// query may hold a NUL (see `check_search`).
     pub async fn search(&self, query: &SearchQuery) -> RegistryResult<Page<SchemaRecord>> {
         check_search(query)?;
         Ok(self.storage.search(query).await?)

@@ -15,7 +15,7 @@
 //!   keep-alive connection: [`Timeouts::idle`].
 //!
 //! A read that would wait past the phase's deadline fails with `TimedOut`, and hyper closes the
-//! connection. The phase lives in one [`Conn`] per connection, moved on by the service (head →
+//! connection. The phase lives in one `Conn` per connection, moved on by the service (head →
 //! body or busy), the request body (body → busy) and the response body (busy → idle, when hyper
 //! drops it). The cost per request is a few relaxed atomic stores and one timer reset, on the
 //! read that finds the socket empty.
@@ -25,7 +25,7 @@
 //! the rest of the body on its way. Closing the socket with it unread would make the kernel
 //! answer with a reset, and a client still sending would see a broken pipe instead of the
 //! answer. So such a connection lingers: after the answer it shuts down its writing side, then
-//! reads and discards what the client still sends, for at most [`LINGER`], before it closes.
+//! reads and discards what the client still sends, for at most `LINGER`, before it closes.
 //!
 //! # Accept errors
 //! When the process runs out of descriptors (`EMFILE`), `accept` fails until a connection
